@@ -1,0 +1,234 @@
+"""The canonical activity record: what every source is mapped to before it is stored.
+
+``parse_record`` turns a plain mapping (a JSONL line, a flattened CSV row, a generic webhook body)
+into an :class:`ActivityRecord`, raising :class:`InvalidRecord` naming the first bad field. It is
+hand-written rather than a schema library because it sits on the bulk-ingest hot path; the same
+contract is published as JSON Schema in ``connectors/schema/activity.schema.json`` and a test keeps
+the two in agreement.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.errors import InvalidRecord
+
+#: Activity types Flywheel understands. Scoring gives each its own weight; unknown types are refused
+#: so that a typo in an export does not silently become a zero-weight activity.
+ACTIVITY_TYPES: frozenset[str] = frozenset(
+    {
+        "post",
+        "reply",
+        "answer",
+        "answer_accepted",
+        "reaction",
+        "issue_opened",
+        "issue_closed",
+        "pr_opened",
+        "pr_merged",
+        "pr_review",
+        "comment",
+        "star",
+        "fork",
+        "release",
+        "member_joined",
+        "sponsorship",
+        "event_registered",
+        "event_attended",
+        "review",
+        "survey_response",
+        "referral",
+        "support_question",
+        "feature_request",
+        "purchase",
+        "product_usage",
+    }
+)
+
+LIFECYCLE_STAGES: frozenset[str] = frozenset(
+    {"subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
+     "evangelist", "other"}
+)
+
+MAX_ID = 255
+MAX_TITLE = 500
+MAX_TEXT = 2000  # "short text": longer bodies are cut, the full text stays in the source platform
+MAX_URL = 2048
+MAX_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """Who did it, as the source knows them. At least one of email, handle or source_user_id."""
+
+    email: str | None = None
+    name: str | None = None
+    handle: str | None = None
+    source_user_id: str | None = None
+    locale: str | None = None
+    lifecycle_stage: str | None = None
+    title: str | None = None
+    company: str | None = None
+    #: Whether the source vouches for the email. ``None`` means "use the source's default"
+    #: (see ``plugin.services.identity.EMAIL_TRUST``).
+    email_verified: bool | None = None
+
+    @property
+    def key(self) -> str:
+        """The source-local identity key: the platform's user id, else the handle, else the email."""
+        return self.source_user_id or self.handle or self.email or ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    source: str
+    id: str
+    type: str
+    occurred_at: datetime
+    member: MemberRef
+    channel: str | None = None
+    title: str | None = None
+    url: str | None = None
+    text: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    sentiment: float | None = None
+
+
+def normalize_email(value: str) -> str:
+    """Trim, lowercase and NFC-normalise an email address; raise ValueError when it is not one."""
+    email = unicodedata.normalize("NFC", value.strip()).lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or "." not in domain or " " in email or domain.startswith("."):
+        raise ValueError("not an email address")
+    return email
+
+
+def parse_time(value: Any, field_name: str = "occurred_at") -> datetime:
+    """ISO 8601 with an explicit zone (``Z`` or ``+02:00``) to an aware UTC datetime."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidRecord(field_name, f"not an ISO 8601 time: {value[:40]!r}") from None
+    else:
+        raise InvalidRecord(field_name, "must be an ISO 8601 string")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InvalidRecord(field_name, "needs a time zone, e.g. 2026-01-31T09:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, field_name: str, limit: int) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidRecord(field_name, "must be a string")
+    return value[:limit]
+
+
+def _req_str(obj: Mapping[str, Any], key: str, limit: int) -> str:
+    value = _opt_str(obj, key, key, limit)
+    if value is None:
+        raise InvalidRecord(key, "is required")
+    return value
+
+
+def parse_member(obj: Any) -> MemberRef:
+    if not isinstance(obj, Mapping):
+        raise InvalidRecord("member", "must be an object")
+    email = _opt_str(obj, "email", "member.email", MAX_NAME)
+    if email is not None:
+        try:
+            email = normalize_email(email)
+        except ValueError:
+            raise InvalidRecord("member.email", f"not an email address: {email[:60]!r}") from None
+    stage = _opt_str(obj, "lifecycle_stage", "member.lifecycle_stage", 40)
+    if stage is not None:
+        stage = stage.lower()
+        if stage not in LIFECYCLE_STAGES:
+            raise InvalidRecord("member.lifecycle_stage", f"unknown stage {stage!r}")
+    verified = obj.get("email_verified")
+    if verified is not None and not isinstance(verified, bool):
+        raise InvalidRecord("member.email_verified", "must be true or false")
+    member = MemberRef(
+        email=email,
+        name=_opt_str(obj, "name", "member.name", MAX_NAME),
+        handle=_opt_str(obj, "handle", "member.handle", MAX_NAME),
+        source_user_id=_opt_str(obj, "source_user_id", "member.source_user_id", MAX_ID),
+        locale=_opt_str(obj, "locale", "member.locale", 35),
+        lifecycle_stage=stage,
+        title=_opt_str(obj, "title", "member.title", MAX_NAME),
+        company=_opt_str(obj, "company", "member.company", MAX_NAME),
+        email_verified=verified,
+    )
+    if not member.key:
+        raise InvalidRecord("member", "needs at least one of email, handle or source_user_id")
+    return member
+
+
+def parse_record(obj: Any, *, default_source: str | None = None) -> ActivityRecord:
+    """Validate one canonical record given as a mapping (a decoded JSON object)."""
+    if not isinstance(obj, Mapping):
+        raise InvalidRecord("record", "must be a JSON object")
+    source = _opt_str(obj, "source", "source", 64) or default_source
+    if not source:
+        raise InvalidRecord("source", "is required")
+    kind = _req_str(obj, "type", 64)
+    if kind not in ACTIVITY_TYPES:
+        raise InvalidRecord("type", f"unknown activity type {kind!r}")
+    properties = obj.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        raise InvalidRecord("properties", "must be an object")
+    sentiment = obj.get("sentiment")
+    if sentiment is not None:
+        if isinstance(sentiment, bool) or not isinstance(sentiment, int | float):
+            raise InvalidRecord("sentiment", "must be a number from -1 to 1")
+        if not -1.0 <= float(sentiment) <= 1.0:
+            raise InvalidRecord("sentiment", "must be a number from -1 to 1")
+        sentiment = float(sentiment)
+    return ActivityRecord(
+        source=source.lower(),
+        id=_req_str(obj, "id", MAX_ID),
+        type=kind,
+        occurred_at=parse_time(obj.get("occurred_at")),
+        member=parse_member(obj.get("member")),
+        channel=_opt_str(obj, "channel", "channel", MAX_NAME),
+        title=_opt_str(obj, "title", "title", MAX_TITLE),
+        url=_opt_str(obj, "url", "url", MAX_URL),
+        text=_opt_str(obj, "text", "text", MAX_TEXT),
+        properties=properties,
+        sentiment=sentiment,
+    )
+
+
+def record_to_dict(record: ActivityRecord) -> dict[str, Any]:
+    """The JSON form of a record, as accepted by :func:`parse_record` (round-trips)."""
+    member = {k: getattr(record.member, k) for k in MemberRef.__slots__}
+    out: dict[str, Any] = {
+        "source": record.source,
+        "id": record.id,
+        "type": record.type,
+        "occurred_at": record.occurred_at.isoformat().replace("+00:00", "Z"),
+        "member": {k: v for k, v in member.items() if v is not None},
+    }
+    for key in ("channel", "title", "url", "text", "sentiment"):
+        value = getattr(record, key)
+        if value is not None:
+            out[key] = value
+    if record.properties:
+        out["properties"] = record.properties
+    return out
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
