@@ -100,7 +100,10 @@ class ActivityRecord:
 
 def normalize_email(value: str) -> str:
     """Trim, lowercase and NFC-normalise an email address; raise ValueError when it is not one."""
-    email = unicodedata.normalize("NFC", value.strip()).lower()
+    email = value.strip()
+    if not email.isascii():  # ASCII text is already in NFC; skip the costly call on the hot path
+        email = unicodedata.normalize("NFC", email)
+    email = email.lower()
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain or " " in email or domain.startswith("."):
         raise ValueError("not an email address")
@@ -109,25 +112,33 @@ def normalize_email(value: str) -> str:
 
 def parse_time(value: Any, field_name: str = "occurred_at") -> datetime:
     """ISO 8601 with an explicit zone (``Z`` or ``+02:00``) to an aware UTC datetime."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
+    if type(value) is str:
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise InvalidRecord(field_name, f"not an ISO 8601 time: {value[:40]!r}") from None
+    elif isinstance(value, datetime):
+        parsed = value
     else:
         raise InvalidRecord(field_name, "must be an ISO 8601 string")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidRecord(field_name, "needs a time zone, e.g. 2026-01-31T09:00:00Z")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+02:00 falls before year 1 in UTC
+        raise InvalidRecord(field_name, "is outside the years 1 to 9999 once moved to UTC") from None
+
+
+_NUMBERS = (int, float)
 
 
 def _opt_str(obj: Mapping[str, Any], key: str, field_name: str, limit: int) -> str | None:
     value = obj.get(key)
-    if value is None or value == "":
+    if type(value) is str:  # the common case first: this runs ~15 times per record
+        return value[:limit] if value else None
+    if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, _NUMBERS) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise InvalidRecord(field_name, "must be a string")
@@ -141,16 +152,48 @@ def _req_str(obj: Mapping[str, Any], key: str, limit: int) -> str:
     return value
 
 
+#: (key, field name in errors, length limit) of a member's plain string fields
+_MEMBER_STRINGS = (
+    ("email", "member.email", MAX_NAME),
+    ("name", "member.name", MAX_NAME),
+    ("handle", "member.handle", MAX_NAME),
+    ("source_user_id", "member.source_user_id", MAX_ID),
+    ("locale", "member.locale", 35),
+    ("lifecycle_stage", "member.lifecycle_stage", 40),
+    ("title", "member.title", MAX_NAME),
+    ("company", "member.company", MAX_NAME),
+)
+_RECORD_STRINGS = (
+    ("channel", "channel", MAX_NAME),
+    ("title", "title", MAX_TITLE),
+    ("url", "url", MAX_URL),
+    ("text", "text", MAX_TEXT),
+)
+
+
+def _strings(obj: Mapping[str, Any], spec: tuple[tuple[str, str, int], ...]) -> list[str | None]:
+    """Several optional string fields at once (one call per record part keeps the hot path lean)."""
+    out: list[str | None] = []
+    for key, field_name, limit in spec:
+        value = obj.get(key)
+        if type(value) is str:
+            out.append(value[:limit] if value else None)
+        elif value is None:
+            out.append(None)
+        else:
+            out.append(_opt_str(obj, key, field_name, limit))
+    return out
+
+
 def parse_member(obj: Any) -> MemberRef:
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InvalidRecord("member", "must be an object")
-    email = _opt_str(obj, "email", "member.email", MAX_NAME)
+    email, name, handle, user_id, locale, stage, title, company = _strings(obj, _MEMBER_STRINGS)
     if email is not None:
         try:
             email = normalize_email(email)
         except ValueError:
             raise InvalidRecord("member.email", f"not an email address: {email[:60]!r}") from None
-    stage = _opt_str(obj, "lifecycle_stage", "member.lifecycle_stage", 40)
     if stage is not None:
         stage = stage.lower()
         if stage not in LIFECYCLE_STAGES:
@@ -158,25 +201,14 @@ def parse_member(obj: Any) -> MemberRef:
     verified = obj.get("email_verified")
     if verified is not None and not isinstance(verified, bool):
         raise InvalidRecord("member.email_verified", "must be true or false")
-    member = MemberRef(
-        email=email,
-        name=_opt_str(obj, "name", "member.name", MAX_NAME),
-        handle=_opt_str(obj, "handle", "member.handle", MAX_NAME),
-        source_user_id=_opt_str(obj, "source_user_id", "member.source_user_id", MAX_ID),
-        locale=_opt_str(obj, "locale", "member.locale", 35),
-        lifecycle_stage=stage,
-        title=_opt_str(obj, "title", "member.title", MAX_NAME),
-        company=_opt_str(obj, "company", "member.company", MAX_NAME),
-        email_verified=verified,
-    )
-    if not member.key:
+    if not (user_id or handle or email):
         raise InvalidRecord("member", "needs at least one of email, handle or source_user_id")
-    return member
+    return MemberRef(email, name, handle, user_id, locale, stage, title, company, verified)
 
 
 def parse_record(obj: Any, *, default_source: str | None = None) -> ActivityRecord:
     """Validate one canonical record given as a mapping (a decoded JSON object)."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InvalidRecord("record", "must be a JSON object")
     source = _opt_str(obj, "source", "source", 64) or default_source
     if not source:
@@ -191,23 +223,18 @@ def parse_record(obj: Any, *, default_source: str | None = None) -> ActivityReco
         raise InvalidRecord("properties", "must be an object")
     sentiment = obj.get("sentiment")
     if sentiment is not None:
-        if isinstance(sentiment, bool) or not isinstance(sentiment, int | float):
+        if isinstance(sentiment, bool) or not isinstance(sentiment, _NUMBERS):
             raise InvalidRecord("sentiment", "must be a number from -1 to 1")
         if not -1.0 <= float(sentiment) <= 1.0:
             raise InvalidRecord("sentiment", "must be a number from -1 to 1")
         sentiment = float(sentiment)
+    activity_id = _req_str(obj, "id", MAX_ID)
+    occurred_at = parse_time(obj.get("occurred_at"))
+    member = parse_member(obj.get("member"))
+    channel, title, url, text = _strings(obj, _RECORD_STRINGS)
     return ActivityRecord(
-        source=source.lower(),
-        id=_req_str(obj, "id", MAX_ID),
-        type=kind,
-        occurred_at=parse_time(obj.get("occurred_at")),
-        member=parse_member(obj.get("member")),
-        channel=_opt_str(obj, "channel", "channel", MAX_NAME),
-        title=_opt_str(obj, "title", "title", MAX_TITLE),
-        url=_opt_str(obj, "url", "url", MAX_URL),
-        text=_opt_str(obj, "text", "text", MAX_TEXT),
-        properties=properties,
-        sentiment=sentiment,
+        source.lower(), activity_id, kind, occurred_at, member, channel, title, url, text, properties,
+        sentiment,
     )
 
 

@@ -1,0 +1,22 @@
+"""Typed models, one aggregate per module; importing this package registers them all."""
+
+from plugin.db.models.activity import Activity
+from plugin.db.models.identity_log import MergeLog, MergeSuggestion
+from plugin.db.models.inbound import HookSecret, InboundDelivery
+from plugin.db.models.member import Consent, Identity, Member
+from plugin.db.models.organization import Organization
+from plugin.db.models.workspace import ApiToken, Workspace
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "Consent",
+    "HookSecret",
+    "Identity",
+    "InboundDelivery",
+    "Member",
+    "MergeLog",
+    "MergeSuggestion",
+    "Organization",
+    "Workspace",
+]

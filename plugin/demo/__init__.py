@@ -1,0 +1,1 @@
+"""The deterministic demo community: people, organizations and their activity (no database)."""

@@ -1,0 +1,283 @@
+"""Identity resolution: which member did this, creating members, identities and organizations.
+
+Rules (a person's say is needed for anything weaker than a verified email):
+
+* An identity is the pair (source, the platform's user key). Known identities resolve at once.
+* A new identity whose email is verified joins the member who already has that verified email
+  (an ``auto_email`` merge-log entry records it, so it can be split off again).
+* Anything else becomes a new member; the suggestion pass (``plugin.services.suggestions``) then
+  proposes merges for the same handle on two platforms, the same unverified email, or the same name
+  at the same organization.
+
+The resolver works a batch at a time with in-memory maps and SQLAlchemy Core, because it sits on
+the bulk-ingest path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, insert, select, update
+
+from connectors.records import ActivityRecord, MemberRef
+from plugin.db.base import utcnow
+from plugin.db.ids import allocate_ids
+from plugin.db.sql import in_values
+from plugin.db.models import Identity, Member, MergeLog, Organization
+from plugin.db.models.identity_log import AUTO_EMAIL
+from plugin.services.domains import email_domain, is_company_domain, organization_name_from_domain
+
+#: Whether a source vouches for the emails it sends, when a record does not say (``email_verified``).
+#: GitHub's user emails are public profile text, never confirmed to us; Slack and Discourse confirm
+#: addresses before an account is usable; file imports are the company's own records.
+EMAIL_TRUST: dict[str, bool] = {"github": False, "slack": True, "discourse": True}
+DEFAULT_EMAIL_TRUST = True
+
+#: Member profile fields filled from records when the member has none yet (never overwritten here;
+#: the CRM read-back is the authority for lifecycle stage).
+PROFILE_FIELDS = ("display_name", "primary_email", "locale", "lifecycle_stage", "title", "organization_id")
+CHUNK = 500  # IN-list size for lookups; well under SQLite's and PostgreSQL's parameter limits
+
+
+def email_is_trusted(source: str, member: MemberRef) -> bool:
+    if member.email_verified is not None:
+        return member.email_verified
+    return EMAIL_TRUST.get(source, DEFAULT_EMAIL_TRUST)
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class ResolveStats:
+    members_created: int = 0
+    identities_created: int = 0
+    auto_merges: int = 0
+    organizations_created: int = 0
+
+
+@dataclass
+class IdentityResolver:
+    """Caches live for one ingest run of one workspace; ``resolve`` is called once per batch."""
+
+    workspace_id: int
+    identities: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    verified_emails: dict[str, int] = field(default_factory=dict)
+    organizations: dict[str, int] = field(default_factory=dict)
+    profiles: dict[int, list[object]] = field(default_factory=dict)
+    #: the member data each identity last offered; the same data again needs no profile check
+    offered: dict[tuple[str, str], MemberRef] = field(default_factory=dict)
+    stats: ResolveStats = field(default_factory=ResolveStats)
+
+    def resolve(self, conn: Connection, records: Sequence[ActivityRecord]) -> list[tuple[int, int]]:
+        """(identity_id, member_id) for each record, creating what is missing."""
+        self._load_identities(conn, {(r.source, r.member.key) for r in records})
+        new: dict[tuple[str, str], ActivityRecord] = {}
+        for record in records:
+            key = (record.source, record.member.key)
+            if key not in self.identities and key not in new:
+                new[key] = record
+        if new:
+            self._create(conn, new)
+        self._fill_profiles(conn, records)
+        return [self.identities[(r.source, r.member.key)] for r in records]
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_identities(self, conn: Connection, keys: set[tuple[str, str]]) -> None:
+        missing: dict[str, list[str]] = {}
+        for source, key in keys:
+            if (source, key) not in self.identities:
+                missing.setdefault(source, []).append(key)
+        for source, user_keys in missing.items():
+            for part in chunks(user_keys):
+                rows = conn.execute(
+                    select(Identity.source_user_id, Identity.id, Identity.member_id).where(
+                        Identity.workspace_id == self.workspace_id,
+                        Identity.source == source,
+                        in_values(conn, Identity.source_user_id, part),
+                    )
+                )
+                for user_key, identity_id, member_id in rows:
+                    self.identities[(source, user_key)] = (identity_id, member_id)
+        self._load_profiles(conn, {m for _, m in self.identities.values() if m not in self.profiles})
+
+    def _load_profiles(self, conn: Connection, member_ids: set[int]) -> None:
+        ids = sorted(member_ids)
+        for start in range(0, len(ids), CHUNK):
+            columns = [getattr(Member, name) for name in PROFILE_FIELDS]
+            rows = conn.execute(select(Member.id, *columns).where(in_values(conn, Member.id, ids[start : start + CHUNK])))
+            for row in rows:
+                self.profiles[row[0]] = list(row[1:])
+
+    def _load_verified_emails(self, conn: Connection, emails: list[str]) -> None:
+        wanted = [e for e in emails if e not in self.verified_emails]
+        for part in chunks(wanted):
+            rows = conn.execute(
+                select(Identity.email, Identity.member_id).where(
+                    Identity.workspace_id == self.workspace_id,
+                    Identity.verified.is_(True),
+                    in_values(conn, Identity.email, part),
+                )
+            )
+            for email, member_id in rows:
+                self.verified_emails.setdefault(email, member_id)
+
+    # -- creating ------------------------------------------------------------------------------
+    def _create(self, conn: Connection, new: dict[tuple[str, str], ActivityRecord]) -> None:
+        trusted = {k: r.member.email is not None and email_is_trusted(r.source, r.member) for k, r in new.items()}
+        self._load_verified_emails(conn, sorted({r.member.email for k, r in new.items() if trusted[k] and r.member.email}))
+        org_ids = self._ensure_organizations(conn, new.values())
+
+        # Which member each new identity joins: an existing one by verified email, or a new one
+        # (shared by all new identities of the batch with the same verified email).
+        joins: dict[tuple[str, str], int] = {}
+        new_member_for: dict[tuple[str, str], int] = {}  # key -> index into member_rows
+        member_rows: list[dict[str, object]] = []
+        first_keys: list[tuple[str, str]] = []  # the identity each new member was created for
+        email_to_new: dict[str, int] = {}
+        for key, record in new.items():
+            email = record.member.email
+            if email and trusted[key] and email in self.verified_emails:
+                joins[key] = self.verified_emails[email]
+                continue
+            if email and trusted[key] and email in email_to_new:
+                new_member_for[key] = email_to_new[email]
+                continue
+            index = len(member_rows)
+            member_rows.append(self._member_row(record, org_ids))
+            first_keys.append(key)
+            new_member_for[key] = index
+            if email and trusted[key]:
+                email_to_new[email] = index
+
+        member_ids = allocate_ids(conn, Member.__table__, len(member_rows))
+        if member_rows:
+            for row, member_id in zip(member_rows, member_ids, strict=True):
+                row["id"] = member_id
+            conn.execute(insert(Member), member_rows)
+            for row, member_id in zip(member_rows, member_ids, strict=True):
+                self.profiles[member_id] = [row[name] for name in PROFILE_FIELDS]
+            self.stats.members_created += len(member_ids)
+        for email, index in email_to_new.items():
+            self.verified_emails[email] = member_ids[index]
+
+        keys = list(new)
+        owner = {k: joins[k] if k in joins else member_ids[new_member_for[k]] for k in keys}
+        now = utcnow()
+        identity_ids = allocate_ids(conn, Identity.__table__, len(keys))
+        identity_rows = [
+            {
+                "id": identity_id,
+                "workspace_id": self.workspace_id,
+                "member_id": owner[k],
+                "source": k[0],
+                "source_user_id": k[1],
+                "handle": new[k].member.handle,
+                "email": new[k].member.email,
+                "verified": trusted[k],
+                "name": new[k].member.name,
+                "created_at": now,
+            }
+            for k, identity_id in zip(keys, identity_ids, strict=True)
+        ]
+        conn.execute(insert(Identity), identity_rows)
+        self.stats.identities_created += len(identity_ids)
+        joined_by_email: list[dict[str, object]] = []
+        for key, identity_id in zip(keys, identity_ids, strict=True):
+            self.identities[key] = (identity_id, owner[key])
+            shares_new_member = key in new_member_for and first_keys[new_member_for[key]] != key
+            if key in joins or shares_new_member:
+                joined_by_email.append(self._auto_merge_row(owner[key], identity_id, new[key], now))
+        if joined_by_email:
+            conn.execute(insert(MergeLog), joined_by_email)
+            self.stats.auto_merges += len(joined_by_email)
+
+    def _member_row(self, record: ActivityRecord, org_ids: dict[str, int]) -> dict[str, object]:
+        ref = record.member
+        now = utcnow()
+        return {
+            "workspace_id": self.workspace_id,
+            "display_name": ref.name or ref.handle,
+            "primary_email": ref.email,
+            "locale": ref.locale,
+            "lifecycle_stage": ref.lifecycle_stage,
+            "title": ref.title,
+            "organization_id": org_ids.get(email_domain(ref.email)) if ref.email else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _auto_merge_row(self, member_id: int, identity_id: int, record: ActivityRecord, now: object) -> dict[str, object]:
+        return {
+            "workspace_id": self.workspace_id,
+            "kind": AUTO_EMAIL,
+            "target_member_id": member_id,
+            "source_member_id": None,
+            "identity_ids": [identity_id],
+            "filled_fields": {},
+            "reason": f"same verified email as an existing identity ({record.source} identity joined)",
+            "actor": "flywheel",
+            "created_at": now,
+        }
+
+    def _ensure_organizations(self, conn: Connection, records: Iterable[ActivityRecord]) -> dict[str, int]:
+        names: dict[str, str | None] = {}
+        for record in records:
+            if record.member.email:
+                domain = email_domain(record.member.email)
+                if domain not in self.organizations and is_company_domain(domain):
+                    names.setdefault(domain, record.member.company)
+        if names:
+            wanted = sorted(names)
+            for part in chunks(wanted):
+                rows = conn.execute(
+                    select(Organization.domain, Organization.id).where(
+                        Organization.workspace_id == self.workspace_id, in_values(conn, Organization.domain, part)
+                    )
+                )
+                self.organizations.update({domain: org_id for domain, org_id in rows})
+            missing = [d for d in wanted if d not in self.organizations]
+            if missing:
+                now = utcnow()
+                new_ids = allocate_ids(conn, Organization.__table__, len(missing))
+                rows = [
+                    {
+                        "id": org_id,
+                        "workspace_id": self.workspace_id,
+                        "domain": d,
+                        "name": names[d] or organization_name_from_domain(d),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for d, org_id in zip(missing, new_ids, strict=True)
+                ]
+                conn.execute(insert(Organization), rows)
+                self.organizations.update(zip(missing, new_ids, strict=True))
+                self.stats.organizations_created += len(missing)
+        return self.organizations
+
+    def _fill_profiles(self, conn: Connection, records: Sequence[ActivityRecord]) -> None:
+        """Give members the profile fields they lack from what later records tell."""
+        changes: dict[int, dict[str, object]] = {}
+        offered_before = self.offered
+        for record in records:
+            key = (record.source, record.member.key)
+            if offered_before.get(key) == record.member:
+                continue
+            offered_before[key] = record.member
+            _, member_id = self.identities[key]
+            profile = self.profiles.get(member_id)
+            if profile is None or None not in profile:
+                continue
+            ref = record.member
+            org_id = self.organizations.get(email_domain(ref.email)) if ref.email else None
+            offered = (ref.name or ref.handle, ref.email, ref.locale, ref.lifecycle_stage, ref.title, org_id)
+            for index, value in enumerate(offered):
+                if value is not None and profile[index] is None:
+                    profile[index] = value
+                    changes.setdefault(member_id, {})[PROFILE_FIELDS[index]] = value
+        for member_id, values in changes.items():
+            conn.execute(update(Member).where(Member.id == member_id).values(**values, updated_at=utcnow()))

@@ -1,0 +1,63 @@
+"""Settings from ``FLYWHEEL_*`` environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugin.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///flywheel.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Fernet key (urlsafe base64, 32 bytes) for secrets at rest. When unset, a key file beside the
+    #: SQLite database (``.flywheel-secret``, mode 0600) is created and used, so the embedded default
+    #: needs no setup; production sets it explicitly.
+    secret_key: str | None = None
+    secret_key_file: Path = Path(".flywheel-secret")
+    default_workspace: str = "default"
+    #: Largest inbound webhook body accepted (bytes); larger answers 413.
+    max_hook_body: int = 1_000_000
+    broker_url: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def redacted_database_url(self) -> str:
+        """The database URL with any password replaced, for logs and status output."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    url = env.get("FLYWHEEL_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError(
+            f"FLYWHEEL_DATABASE_URL must be a sqlite:// or postgresql:// URL, got scheme {url.split(':')[0]!r}",
+            hint="unset it to use the embedded SQLite file, or set postgresql://user@host:5432/db",
+        )
+    max_body = env.get("FLYWHEEL_MAX_HOOK_BODY", "1000000")
+    try:
+        max_hook_body = int(max_body)
+    except ValueError:
+        raise ConfigError("FLYWHEEL_MAX_HOOK_BODY must be a whole number of bytes") from None
+    key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE", ".flywheel-secret"))
+    return Settings(
+        database_url=url,
+        secret_key=env.get("FLYWHEEL_SECRET_KEY") or None,
+        secret_key_file=key_file,
+        default_workspace=env.get("FLYWHEEL_WORKSPACE", "default"),
+        max_hook_body=max_hook_body,
+        broker_url=env.get("FLYWHEEL_BROKER_URL") or None,
+    )
