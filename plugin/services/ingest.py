@@ -35,9 +35,10 @@ class Problem:
     line: int | None
     field: str
     reason: str
+    file: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "reason": self.reason}
+        return {"file": self.file, "line": self.line, "field": self.field, "reason": self.reason}
 
 
 @dataclass
@@ -55,15 +56,18 @@ class IngestReport:
     identities_created: int = 0
     auto_merges: int = 0
     organizations_created: int = 0
+    suggestions: int = 0  # merge suggestions newly opened after this run
 
-    def note(self, line: int | None, field_name: str, reason: str, *, invalid: bool) -> None:
+    def note(
+        self, line: int | None, field_name: str, reason: str, *, invalid: bool, file: str | None = None
+    ) -> None:
         if invalid:
             self.invalid += 1
         else:
             self.skipped += 1
         self.reasons[f"{field_name}: {reason}" if invalid else reason] += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
-            self.problems.append(Problem(line, field_name, reason))
+            self.problems.append(Problem(line, field_name, reason, file))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class IngestReport:
             "identities_created": self.identities_created,
             "auto_merges": self.auto_merges,
             "organizations_created": self.organizations_created,
+            "suggestions": self.suggestions,
             "by_source": dict(self.by_source),
             "by_type": dict(self.by_type),
             "reasons": dict(self.reasons),
@@ -144,15 +149,15 @@ class Ingestor:
         for record in records:
             self.add(record)
 
-    def reject(self, line: int | None, field_name: str, reason: str) -> None:
+    def reject(self, line: int | None, field_name: str, reason: str, file: str | None = None) -> None:
         """Count a malformed input item (it is never stored)."""
         self.report.read += 1
-        self.report.note(line, field_name, reason, invalid=True)
+        self.report.note(line, field_name, reason, invalid=True, file=file)
 
-    def skip(self, line: int | None, reason: str) -> None:
+    def skip(self, line: int | None, reason: str, file: str | None = None) -> None:
         """Count a well-formed input item that carries no activity."""
         self.report.read += 1
-        self.report.note(line, "payload", reason, invalid=False)
+        self.report.note(line, "payload", reason, invalid=False, file=file)
 
     def flush(self) -> None:
         batch, self._batch = self._batch, []

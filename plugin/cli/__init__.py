@@ -1,0 +1,29 @@
+"""The ``flywheel`` command."""
+
+from __future__ import annotations
+
+import click
+
+from plugin import __version__
+from plugin.cli.admin import db, hooks, init, serve, status
+from plugin.cli.demo import demo
+from plugin.cli.ingest import ingest
+from plugin.cli.members import members
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flywheel")
+def cli() -> None:
+    """Flywheel: your community's activity, resolved into people and organizations, for your CRM.
+
+    Settings come from FLYWHEEL_* environment variables; with none set, everything lives in
+    ./flywheel.db (SQLite).
+    """
+
+
+for command in (init, db, status, ingest, members, demo, hooks, serve):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="flywheel")

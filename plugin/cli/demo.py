@@ -1,0 +1,94 @@
+"""``flywheel demo``: the main job on a generated community."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from plugin.cli.context import AppContext, handle_errors, json_option, pass_app
+from plugin.demo.community import DemoConfig
+from plugin.services.demo import DEMO_WORKSPACE, STAGES, Progress as StageProgress, run_demo
+from plugin.services.status import WorkspaceStatus, workspace_status
+from plugin.services.workspaces import ensure_workspace
+
+
+@contextmanager
+def stage_bars(app: AppContext) -> Iterator[StageProgress]:
+    with Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=app.err, transient=False) as bars:
+        tasks: dict[str, TaskID] = {name: bars.add_task(name, total=None, start=False) for name, _ in STAGES}
+        current: list[str] = []
+
+        def update(stage: str, done: int, total: int) -> None:
+            if not current or current[-1] != stage:
+                if current:
+                    bars.update(tasks[current[-1]], total=1, completed=1)
+                bars.start_task(tasks[stage])
+                current.append(stage)
+            if total:
+                bars.update(tasks[stage], completed=done, total=total)
+
+        yield update
+        if current:
+            bars.update(tasks[current[-1]], total=1, completed=1)
+
+
+def print_summary(app: AppContext, status: WorkspaceStatus, facts: dict[str, object], seconds: float) -> None:
+    table = Table(title=f"Flywheel demo community (workspace '{status.workspace}')", show_header=False)
+    for label, value in (
+        ("members", status.members), ("identities", status.identities),
+        ("automatic merges (same verified email)", status.merges),
+        ("open merge suggestions", status.open_suggestions),
+        ("organizations", status.organizations), ("activities", status.activities),
+    ):
+        table.add_row(label, f"{value:,}")
+    app.out.print(table)
+    by_source = Table(title="activities by source")
+    by_source.add_column("source")
+    by_source.add_column("activities", justify="right")
+    by_source.add_column("identities", justify="right")
+    for source, count in status.activities_by_source.items():
+        by_source.add_row(source, f"{count:,}", f"{status.identities_by_source.get(source, 0):,}")
+    app.out.print(by_source)
+    by_type = Table(title="activities by type")
+    by_type.add_column("type")
+    by_type.add_column("activities", justify="right")
+    for kind, count in status.activities_by_type.items():
+        by_type.add_row(kind, f"{count:,}")
+    app.out.print(by_type)
+    app.out.print(f"Done in {seconds:.1f} s. Next: `flywheel members suggestions -w {status.workspace}` to review "
+                  f"merge suggestions, `flywheel members show EMAIL -w {status.workspace}` to meet someone.")
+
+
+@click.command()
+@click.option("--seed", default=7, show_default=True, help="The same seed builds the same community.")
+@click.option("--members", "n_members", default=5000, show_default=True)
+@click.option("--activities", "n_activities", default=200_000, show_default=True)
+@json_option
+@pass_app
+@handle_errors
+def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json: bool) -> None:
+    """Generate a realistic international community and run the whole pipeline on it.
+
+    Everything goes into the workspace 'demo', never into your own data; running it again stores
+    nothing twice."""
+    started = time.perf_counter()
+    config = DemoConfig(seed=seed, members=n_members, activities=n_activities)
+    with app.session() as session:
+        ws, _ = ensure_workspace(session, DEMO_WORKSPACE, "Demo community")
+        session.commit()
+    with stage_bars(app) as update:
+        run = run_demo(app.engine, ws.id, config, update)
+    status = workspace_status(app.engine, ws)
+    seconds = time.perf_counter() - started
+    assert run.ingest is not None
+    if as_json:
+        app.emit_json({"workspace": ws.slug, "seed": seed, "seconds": round(seconds, 2), "timings": run.timings,
+                       "ingest": run.ingest.as_dict(), "facts": run.facts, "status": status.as_dict()})
+        return
+    print_summary(app, status, run.facts, seconds)

@@ -1,0 +1,116 @@
+"""``flywheel demo``: the whole pipeline on a generated community, one stage at a time.
+
+The demo is the front door of the product: each stage runs the same service the real commands run,
+on data that passes through the same parsing and ingest code as real files. Later stages (scoring,
+CRM sync, programs, webhooks) are added to :data:`STAGES` by the issues that build them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from connectors.errors import InvalidRecord
+from connectors.records import parse_record
+from plugin.db.models import Consent, Identity, Organization
+from plugin.demo.community import DemoConfig, DemoOrganization, DemoPerson, generate_activities, generate_people
+from plugin.services.ingest import IngestReport, Ingestor
+from plugin.services.identity import chunks
+from plugin.services.suggestions import refresh_suggestions
+
+DEMO_WORKSPACE = "demo"
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class DemoRun:
+    config: DemoConfig
+    workspace_id: int
+    engine: Engine
+    progress: Progress
+    people: list[DemoPerson] = field(default_factory=list)
+    organizations: list[DemoOrganization] = field(default_factory=list)
+    ingest: IngestReport | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def stage_ingest(run: DemoRun) -> None:
+    run.people, run.organizations = generate_people(run.config)
+    total = run.config.activities
+    with Ingestor(run.engine, run.workspace_id, background=True) as ingestor:
+        for count, obj in enumerate(generate_activities(run.config, run.people), start=1):
+            try:
+                ingestor.add(parse_record(obj))
+            except InvalidRecord as exc:
+                ingestor.reject(count, exc.field, exc.reason, "demo")
+            if count % 5_000 == 0:
+                run.progress("ingest", count, total)
+    run.progress("ingest", total, total)
+    run.ingest = ingestor.report
+
+
+def stage_suggestions(run: DemoRun) -> None:
+    run.facts["suggestions_opened"] = refresh_suggestions(run.engine, run.workspace_id)
+
+
+def stage_organizations(run: DemoRun) -> None:
+    """Give the organizations found from email domains the size and industry a CRM would know."""
+    enriched = 0
+    with run.engine.begin() as conn:
+        for org in run.organizations:
+            result = conn.execute(
+                update(Organization)
+                .where(Organization.workspace_id == run.workspace_id, Organization.domain == org.domain,
+                       Organization.size.is_(None))
+                .values(name=org.name, size=org.size, industry=org.industry)
+            )
+            enriched += result.rowcount or 0
+    run.facts["organizations_enriched"] = enriched
+
+
+def stage_consents(run: DemoRun) -> None:
+    """Record each person's consents once (marketing, research, sales), as a signup form would."""
+    by_email = {p.email: p for p in run.people if p.consents}
+    member_of: dict[str, int] = {}
+    with run.engine.connect() as conn:
+        for part in chunks(sorted(by_email)):
+            for email, member_id in conn.execute(
+                select(Identity.email, Identity.member_id).where(
+                    Identity.workspace_id == run.workspace_id, Identity.email.in_(part))
+            ):
+                member_of.setdefault(email, member_id)
+        has_consent = set(conn.scalars(
+            select(Consent.member_id).where(Consent.workspace_id == run.workspace_id).distinct()))
+    rows = [
+        {"workspace_id": run.workspace_id, "member_id": member_id, "purpose": purpose, "granted": granted,
+         "source": "demo signup form"}
+        for email, member_id in sorted(member_of.items()) if member_id not in has_consent
+        for purpose, granted in sorted(by_email[email].consents.items())
+    ]
+    if rows:
+        with run.engine.begin() as conn:
+            conn.execute(Consent.__table__.insert(), rows)
+    run.facts["consents_recorded"] = len(rows)
+
+
+STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
+    ("ingest", stage_ingest),
+    ("suggestions", stage_suggestions),
+    ("organizations", stage_organizations),
+    ("consents", stage_consents),
+]
+
+
+def run_demo(engine: Engine, workspace_id: int, config: DemoConfig, progress: Progress) -> DemoRun:
+    run = DemoRun(config=config, workspace_id=workspace_id, engine=engine, progress=progress)
+    for name, stage in STAGES:
+        started = time.perf_counter()
+        progress(name, 0, 0)
+        stage(run)
+        run.timings[name] = round(time.perf_counter() - started, 2)
+    return run
