@@ -50,8 +50,16 @@ ACTIVITY_TYPES: frozenset[str] = frozenset(
 )
 
 LIFECYCLE_STAGES: frozenset[str] = frozenset(
-    {"subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
-     "evangelist", "other"}
+    {
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+        "other",
+    }
 )
 
 MAX_ID = 255
@@ -233,7 +241,16 @@ def parse_record(obj: Any, *, default_source: str | None = None) -> ActivityReco
     member = parse_member(obj.get("member"))
     channel, title, url, text = _strings(obj, _RECORD_STRINGS)
     return ActivityRecord(
-        source.lower(), activity_id, kind, occurred_at, member, channel, title, url, text, properties,
+        source.lower(),
+        activity_id,
+        kind,
+        occurred_at,
+        member,
+        channel,
+        title,
+        url,
+        text,
+        properties,
         sentiment,
     )
 

@@ -44,7 +44,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(
-            f"FLYWHEEL_DATABASE_URL must be a sqlite:// or postgresql:// URL, got scheme {url.split(':')[0]!r}",
+            "FLYWHEEL_DATABASE_URL must be a sqlite:// or postgresql:// URL, "
+            f"got scheme {url.split(':')[0]!r}",
             hint="unset it to use the embedded SQLite file, or set postgresql://user@host:5432/db",
         )
     max_body = env.get("FLYWHEEL_MAX_HOOK_BODY", "1000000")

@@ -91,12 +91,24 @@ def _member(obj: Mapping[str, Any], id_key: str, path: str, what: str) -> Member
         email = normalize_email(email) if email else None
     except ValueError:
         email = None  # optional: a malformed address is dropped, not fatal
-    return MemberRef(source_user_id=str(user_id), handle=_text(obj, "username"), name=_text(obj, "name"),
-                     email=email, locale=_text(obj, "locale", 35))
+    return MemberRef(
+        source_user_id=str(user_id),
+        handle=_text(obj, "username"),
+        name=_text(obj, "name"),
+        email=email,
+        locale=_text(obj, "locale", 35),
+    )
 
 
-def _post_record(kind: str, rid: str, post: Mapping[str, Any], path: str, what: str,
-                 instance: str | None, time_source: str | None = None) -> ActivityRecord:
+def _post_record(
+    kind: str,
+    rid: str,
+    post: Mapping[str, Any],
+    path: str,
+    what: str,
+    instance: str | None,
+    time_source: str | None = None,
+) -> ActivityRecord:
     if post.get("topic_archetype") == "private_message":
         raise NoActivity(f"{what} in a private message is not community activity")
     post_type = post.get("post_type")
@@ -115,12 +127,24 @@ def _post_record(kind: str, rid: str, post: Mapping[str, Any], path: str, what: 
         url = f"{base}/t/{_text(post, 'topic_slug', 200) or 'topic'}/{topic_id}/{post_number or 1}"
     category_id = _opt_int(post, "category_id")
     channel = _text(post, "category_slug") or (f"category:{category_id}" if category_id is not None else None)
-    props = {"topic_id": topic_id, "post_id": post_id, "post_number": post_number,
-             "reply_to_post_number": _opt_int(post, "reply_to_post_number"), "category_id": category_id,
-             "instance": base, "time_source": time_source}
+    props = {
+        "topic_id": topic_id,
+        "post_id": post_id,
+        "post_number": post_number,
+        "reply_to_post_number": _opt_int(post, "reply_to_post_number"),
+        "category_id": category_id,
+        "instance": base,
+        "time_source": time_source,
+    }
     return ActivityRecord(
-        source=SOURCE, id=rid, type=kind, occurred_at=_time(post, "created_at", path), member=member,
-        channel=channel, title=_text(post, "topic_title", MAX_TITLE), url=url,
+        source=SOURCE,
+        id=rid,
+        type=kind,
+        occurred_at=_time(post, "created_at", path),
+        member=member,
+        channel=channel,
+        title=_text(post, "topic_title", MAX_TITLE),
+        url=url,
         text=_text(post, "raw", MAX_TEXT) or _text(post, "cooked", MAX_TEXT),
         properties={k: v for k, v in props.items() if v is not None},
     )
@@ -142,8 +166,15 @@ def _accepted_solution(payload: Mapping[str, Any], instance: str | None) -> Acti
     post = _obj(payload, key, "payload")
     post_id = _int(post, "id", f"payload.{key}")
     # The payload has no acceptance time (nor who accepted); the answer's own created_at dates it.
-    return _post_record("answer_accepted", f"solution:{post_id}", post, f"payload.{key}", "accepted_solution",
-                        instance, time_source="post.created_at")
+    return _post_record(
+        "answer_accepted",
+        f"solution:{post_id}",
+        post,
+        f"payload.{key}",
+        "accepted_solution",
+        instance,
+        time_source="post.created_at",
+    )
 
 
 def _user_created(payload: Mapping[str, Any], instance: str | None) -> ActivityRecord:
@@ -154,15 +185,21 @@ def _user_created(payload: Mapping[str, Any], instance: str | None) -> ActivityR
     base, username = _base(instance), _text(user, "username")
     props = {"trust_level": _opt_int(user, "trust_level"), "instance": base}
     return ActivityRecord(
-        source=SOURCE, id=f"user:{member.source_user_id}:joined", type="member_joined",
-        occurred_at=_time(user, "created_at", "payload.user"), member=member,
+        source=SOURCE,
+        id=f"user:{member.source_user_id}:joined",
+        type="member_joined",
+        occurred_at=_time(user, "created_at", "payload.user"),
+        member=member,
         url=f"{base}/u/{username}"[:MAX_URL] if base and username else None,
         properties={k: v for k, v in props.items() if v is not None},
     )
 
 
-_HANDLERS = {"post_created": _post_created, "accepted_solution": _accepted_solution,
-             "user_created": _user_created}
+_HANDLERS = {
+    "post_created": _post_created,
+    "accepted_solution": _accepted_solution,
+    "user_created": _user_created,
+}
 
 
 def parse_discourse(

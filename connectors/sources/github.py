@@ -29,9 +29,22 @@ SOURCE = "github"
 
 #: Every ``X-GitHub-Event`` name this module reads; any other event gives NoActivity.
 GITHUB_EVENTS: frozenset[str] = frozenset(
-    {"issues", "issue_comment", "pull_request", "pull_request_review", "pull_request_review_comment",
-     "discussion", "discussion_comment", "star", "watch", "fork", "release", "member", "sponsorship",
-     "ping"}
+    {
+        "issues",
+        "issue_comment",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "discussion",
+        "discussion_comment",
+        "star",
+        "watch",
+        "fork",
+        "release",
+        "member",
+        "sponsorship",
+        "ping",
+    }
 )
 
 #: (event, action) -> (type, object key, id template, author key, time key, key of the titled parent).
@@ -40,26 +53,77 @@ _SIMPLE: dict[tuple[str, str], tuple[str, str, str, str, str, str | None]] = {
     ("issues", "opened"): ("issue_opened", "issue", "issue:{}", "user", "created_at", None),
     ("issue_comment", "created"): ("comment", "comment", "comment:{}", "user", "created_at", "issue"),
     ("pull_request", "opened"): ("pr_opened", "pull_request", "pr:{}:opened", "user", "created_at", None),
-    ("pull_request_review", "submitted"):
-        ("pr_review", "review", "review:{}", "user", "submitted_at", "pull_request"),
-    ("pull_request_review_comment", "created"):
-        ("comment", "comment", "review_comment:{}", "user", "created_at", "pull_request"),
+    ("pull_request_review", "submitted"): (
+        "pr_review",
+        "review",
+        "review:{}",
+        "user",
+        "submitted_at",
+        "pull_request",
+    ),
+    ("pull_request_review_comment", "created"): (
+        "comment",
+        "comment",
+        "review_comment:{}",
+        "user",
+        "created_at",
+        "pull_request",
+    ),
     ("discussion", "created"): ("post", "discussion", "discussion:{}", "user", "created_at", None),
-    ("discussion_comment", "created"):
-        ("reply", "comment", "discussion_comment:{}", "user", "created_at", "discussion"),
+    ("discussion_comment", "created"): (
+        "reply",
+        "comment",
+        "discussion_comment:{}",
+        "user",
+        "created_at",
+        "discussion",
+    ),
     # created/released/prereleased fire alongside published for one release: count published only.
     ("release", "published"): ("release", "release", "release:{}", "author", "published_at", None),
 }
 
 #: Scalar fields copied into ``properties`` when the object has them.
-_PROP_KEYS = ("number", "state", "state_reason", "draft", "author_association", "tag_name", "prerelease",
-              "path", "in_reply_to_id", "parent_id", "privacy_level")
+_PROP_KEYS = (
+    "number",
+    "state",
+    "state_reason",
+    "draft",
+    "author_association",
+    "tag_name",
+    "prerelease",
+    "path",
+    "in_reply_to_id",
+    "parent_id",
+    "privacy_level",
+)
 
 _MAINTENANCE = frozenset(
-    {"labeled", "unlabeled", "assigned", "unassigned", "locked", "unlocked", "pinned", "unpinned",
-     "milestoned", "demilestoned", "transferred", "category_changed", "review_requested",
-     "review_request_removed", "converted_to_draft", "ready_for_review", "synchronize", "reopened",
-     "dismissed", "unanswered", "enqueued", "dequeued", "auto_merge_enabled", "auto_merge_disabled"}
+    {
+        "labeled",
+        "unlabeled",
+        "assigned",
+        "unassigned",
+        "locked",
+        "unlocked",
+        "pinned",
+        "unpinned",
+        "milestoned",
+        "demilestoned",
+        "transferred",
+        "category_changed",
+        "review_requested",
+        "review_request_removed",
+        "converted_to_draft",
+        "ready_for_review",
+        "synchronize",
+        "reopened",
+        "dismissed",
+        "unanswered",
+        "enqueued",
+        "dequeued",
+        "auto_merge_enabled",
+        "auto_merge_disabled",
+    }
 )
 
 
@@ -105,8 +169,12 @@ def _member(user: Mapping[str, Any], path: str, what: str) -> MemberRef:
         email = normalize_email(email) if email else None
     except ValueError:
         email = None  # optional and unverified: a malformed one is dropped, not fatal
-    return MemberRef(source_user_id=_ident(user, "id", path), handle=_text(user, "login"),
-                     name=_text(user, "name"), email=email)
+    return MemberRef(
+        source_user_id=_ident(user, "id", path),
+        handle=_text(user, "login"),
+        name=_text(user, "name"),
+        email=email,
+    )
 
 
 def _props(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,29 +203,47 @@ class _Ctx:
     def user(self, parent: Mapping[str, Any], key: str, path: str) -> MemberRef:
         return _member(_obj(parent, key, path), f"{path}.{key}", self.what)
 
-    def record(self, kind: str, rid: str, when: datetime, member: MemberRef, obj: Mapping[str, Any],
-               **extra: Any) -> ActivityRecord:
+    def record(
+        self, kind: str, rid: str, when: datetime, member: MemberRef, obj: Mapping[str, Any], **extra: Any
+    ) -> ActivityRecord:
         """Build the record; ``extra`` may override channel/title/url/text, the rest are properties."""
         if len(rid) > MAX_ID:
             raise InvalidRecord("id", f"longer than {MAX_ID} characters")
         title = _text(obj, "title", MAX_TITLE) or _text(obj, "name", MAX_TITLE) or _text(obj, "tag_name")
-        fields = {"channel": _text(self.repo, "full_name"), "title": title,
-                  "url": _text(obj, "html_url", MAX_URL), "text": _text(obj, "body", MAX_TEXT)}
+        fields = {
+            "channel": _text(self.repo, "full_name"),
+            "title": title,
+            "url": _text(obj, "html_url", MAX_URL),
+            "text": _text(obj, "body", MAX_TEXT),
+        }
         for key, limit in (("channel", MAX_NAME), ("title", MAX_TITLE), ("url", MAX_URL), ("text", MAX_TEXT)):
             override = extra.pop(key, None)
             if override is not None:
                 fields[key] = str(override)[:limit]
-        props = {"event": self.event, "action": self.action or None, "repo": _text(self.repo, "full_name"),
-                 **_props(obj), "delivery_id": self.delivery_id}
+        props = {
+            "event": self.event,
+            "action": self.action or None,
+            "repo": _text(self.repo, "full_name"),
+            **_props(obj),
+            "delivery_id": self.delivery_id,
+        }
         props.update((k, v) for k, v in extra.items() if v is not None)
         return ActivityRecord(
-            source=SOURCE, id=rid, type=kind, occurred_at=when, member=member, channel=fields["channel"],
-            title=fields["title"], url=fields["url"], text=fields["text"],
+            source=SOURCE,
+            id=rid,
+            type=kind,
+            occurred_at=when,
+            member=member,
+            channel=fields["channel"],
+            title=fields["title"],
+            url=fields["url"],
+            text=fields["text"],
             properties={k: v for k, v in props.items() if v is not None},
         )
 
-    def simple(self, kind: str, key: str, id_tpl: str, user_key: str, time_key: str,
-               parent_key: str | None) -> ActivityRecord:
+    def simple(
+        self, kind: str, key: str, id_tpl: str, user_key: str, time_key: str, parent_key: str | None
+    ) -> ActivityRecord:
         obj = _obj(self.p, key, "payload")
         path = f"payload.{key}"
         if obj.get(time_key) is None and "created_at" in obj:
@@ -165,21 +251,33 @@ class _Ctx:
         parent = _obj(self.p, parent_key, "payload") if parent_key else {}
         category = _sub(obj, "category") or _sub(parent, "category")  # discussions only
         answerable = category.get("is_answerable")
-        return self.record(kind, id_tpl.format(_ident(obj, "id", path)), _time(obj, time_key, path),
-                           self.user(obj, user_key, path), obj, title=_text(parent, "title", MAX_TITLE),
-                           number=parent.get("number") if parent_key else None,
-                           is_pull_request=bool(_sub(parent, "pull_request")) or None,
-                           category=_text(category, "name"),
-                           answerable=answerable if isinstance(answerable, bool) else None)
+        return self.record(
+            kind,
+            id_tpl.format(_ident(obj, "id", path)),
+            _time(obj, time_key, path),
+            self.user(obj, user_key, path),
+            obj,
+            title=_text(parent, "title", MAX_TITLE),
+            number=parent.get("number") if parent_key else None,
+            is_pull_request=bool(_sub(parent, "pull_request")) or None,
+            category=_text(category, "name"),
+            answerable=answerable if isinstance(answerable, bool) else None,
+        )
 
 
 # -- the (event, action) pairs that need more than _SIMPLE -------------------------------------------
 
+
 def _issue_closed(c: _Ctx) -> ActivityRecord:
     issue = _obj(c.p, "issue", "payload")  # credited to whoever closed it (the sender), not the author
-    return c.record("issue_closed", f"issue:{_ident(issue, 'id', 'payload.issue')}:closed",
-                    _time(issue, "closed_at", "payload.issue"), c.user(c.p, "sender", "payload"), issue,
-                    issue_author=_text(_sub(issue, "user"), "login"))
+    return c.record(
+        "issue_closed",
+        f"issue:{_ident(issue, 'id', 'payload.issue')}:closed",
+        _time(issue, "closed_at", "payload.issue"),
+        c.user(c.p, "sender", "payload"),
+        issue,
+        issue_author=_text(_sub(issue, "user"), "login"),
+    )
 
 
 def _pr_closed(c: _Ctx) -> ActivityRecord:
@@ -190,8 +288,14 @@ def _pr_closed(c: _Ctx) -> ActivityRecord:
     # A merged PR is its author's contribution; who pressed the button is kept as merged_by.
     merger = _sub(pr, "merged_by") or _sub(c.p, "sender")
     path = "payload.pull_request"
-    return c.record("pr_merged", f"pr:{_ident(pr, 'id', path)}:merged", _time(pr, "merged_at", path),
-                    c.user(pr, "user", path), pr, merged_by=_text(merger, "login"))
+    return c.record(
+        "pr_merged",
+        f"pr:{_ident(pr, 'id', path)}:merged",
+        _time(pr, "merged_at", path),
+        c.user(pr, "user", path),
+        pr,
+        merged_by=_text(merger, "login"),
+    )
 
 
 def _answered(c: _Ctx) -> ActivityRecord:
@@ -199,13 +303,24 @@ def _answered(c: _Ctx) -> ActivityRecord:
     disc, answer = _obj(c.p, "discussion", "payload"), _obj(c.p, "answer", "payload")
     member = c.user(answer, "user", "payload.answer")
     # discussion.answer_chosen_at/answer_chosen_by are set on answered discussions (Docs: discussion event)
-    when = (_time(disc, "answer_chosen_at", "payload.discussion") if disc.get("answer_chosen_at") is not None
-            else _time(answer, "created_at", "payload.answer"))
+    when = (
+        _time(disc, "answer_chosen_at", "payload.discussion")
+        if disc.get("answer_chosen_at") is not None
+        else _time(answer, "created_at", "payload.answer")
+    )
     chooser = _sub(disc, "answer_chosen_by") or _sub(c.p, "sender")
-    return c.record("answer_accepted", f"answer:{_ident(answer, 'id', 'payload.answer')}:accepted", when,
-                    member, answer, title=_text(disc, "title", MAX_TITLE), number=disc.get("number"),
-                    accepted_by=_text(chooser, "login"), category=_text(_sub(disc, "category"), "name"),
-                    self_answer=_sub(disc, "user").get("id") == _sub(answer, "user").get("id"))
+    return c.record(
+        "answer_accepted",
+        f"answer:{_ident(answer, 'id', 'payload.answer')}:accepted",
+        when,
+        member,
+        answer,
+        title=_text(disc, "title", MAX_TITLE),
+        number=disc.get("number"),
+        accepted_by=_text(chooser, "login"),
+        category=_text(_sub(disc, "category"), "name"),
+        self_answer=_sub(disc, "user").get("id") == _sub(answer, "user").get("id"),
+    )
 
 
 def _star(c: _Ctx) -> ActivityRecord:
@@ -216,40 +331,73 @@ def _star(c: _Ctx) -> ActivityRecord:
         when, source = _time(c.p, "starred_at", "payload"), "starred_at"
     else:  # watch has no star time; GitHub bumps repository.updated_at when the star count changes
         when, source = _time(c.repo, "updated_at", "payload.repository"), "repository.updated_at"
-    return c.record("star", rid, when, member, {"html_url": c.repo.get("html_url")},
-                    title=_text(c.repo, "full_name", MAX_TITLE), time_source=source,
-                    stargazers=c.repo.get("stargazers_count"))
+    return c.record(
+        "star",
+        rid,
+        when,
+        member,
+        {"html_url": c.repo.get("html_url")},
+        title=_text(c.repo, "full_name", MAX_TITLE),
+        time_source=source,
+        stargazers=c.repo.get("stargazers_count"),
+    )
 
 
 def _fork(c: _Ctx) -> ActivityRecord:
     forkee = _obj(c.p, "forkee", "payload")  # the sender forked it (forkee.owner may be an organisation)
-    return c.record("fork", f"fork:{_ident(forkee, 'id', 'payload.forkee')}",
-                    _time(forkee, "created_at", "payload.forkee"), c.user(c.p, "sender", "payload"), forkee,
-                    title=_text(forkee, "full_name", MAX_TITLE), fork=_text(forkee, "full_name"))
+    return c.record(
+        "fork",
+        f"fork:{_ident(forkee, 'id', 'payload.forkee')}",
+        _time(forkee, "created_at", "payload.forkee"),
+        c.user(c.p, "sender", "payload"),
+        forkee,
+        title=_text(forkee, "full_name", MAX_TITLE),
+        fork=_text(forkee, "full_name"),
+    )
 
 
 def _member_added(c: _Ctx) -> ActivityRecord:
     member = c.user(c.p, "member", "payload")  # the collaborator added, not the admin who added them
     rid = f"member:{_ident(_obj(c.p, 'repository', 'payload'), 'id', 'payload.repository')}:{member.key}"
     # The member event carries no time of its own; repository.updated_at is the closest stable one.
-    return c.record("member_joined", rid, _time(c.repo, "updated_at", "payload.repository"), member, {},
-                    time_source="repository.updated_at", added_by=_text(_sub(c.p, "sender"), "login"))
+    return c.record(
+        "member_joined",
+        rid,
+        _time(c.repo, "updated_at", "payload.repository"),
+        member,
+        {},
+        time_source="repository.updated_at",
+        added_by=_text(_sub(c.p, "sender"), "login"),
+    )
 
 
 def _sponsorship(c: _Ctx) -> ActivityRecord:
     sp = _obj(c.p, "sponsorship", "payload")  # webhooks_sponsorship has node_id but no numeric id
     tier, target, path = _sub(sp, "tier"), _text(_sub(sp, "sponsorable"), "login"), "payload.sponsorship"
-    return c.record("sponsorship", f"sponsorship:{_ident(sp, 'node_id', path)}",
-                    _time(sp, "created_at", path), c.user(sp, "sponsor", path), sp,
-                    channel=f"sponsors/{target}" if target else None, title=_text(tier, "name", MAX_TITLE),
-                    sponsorable=target, tier=_text(tier, "name"), one_time=tier.get("is_one_time") is True,
-                    monthly_price_in_cents=tier.get("monthly_price_in_cents"))
+    return c.record(
+        "sponsorship",
+        f"sponsorship:{_ident(sp, 'node_id', path)}",
+        _time(sp, "created_at", path),
+        c.user(sp, "sponsor", path),
+        sp,
+        channel=f"sponsors/{target}" if target else None,
+        title=_text(tier, "name", MAX_TITLE),
+        sponsorable=target,
+        tier=_text(tier, "name"),
+        one_time=tier.get("is_one_time") is True,
+        monthly_price_in_cents=tier.get("monthly_price_in_cents"),
+    )
 
 
 _SPECIAL: dict[tuple[str, str], Callable[[_Ctx], ActivityRecord]] = {
-    ("issues", "closed"): _issue_closed, ("pull_request", "closed"): _pr_closed,
-    ("discussion", "answered"): _answered, ("star", "created"): _star, ("watch", "started"): _star,
-    ("fork", ""): _fork, ("member", "added"): _member_added, ("sponsorship", "created"): _sponsorship,
+    ("issues", "closed"): _issue_closed,
+    ("pull_request", "closed"): _pr_closed,
+    ("discussion", "answered"): _answered,
+    ("star", "created"): _star,
+    ("watch", "started"): _star,
+    ("fork", ""): _fork,
+    ("member", "added"): _member_added,
+    ("sponsorship", "created"): _sponsorship,
 }
 
 
@@ -303,12 +451,18 @@ def infer_github_event(payload: Mapping[str, Any]) -> str:
         raise InvalidRecord("payload", "must be a JSON object")
     has = payload.__contains__
     rules = [
-        (has("zen") or has("hook_id"), "ping"), (has("forkee"), "fork"), (has("sponsorship"), "sponsorship"),
-        (has("starred_at"), "star"), (has("discussion") and has("comment"), "discussion_comment"),
-        (has("discussion"), "discussion"), (has("issue") and has("comment"), "issue_comment"),
+        (has("zen") or has("hook_id"), "ping"),
+        (has("forkee"), "fork"),
+        (has("sponsorship"), "sponsorship"),
+        (has("starred_at"), "star"),
+        (has("discussion") and has("comment"), "discussion_comment"),
+        (has("discussion"), "discussion"),
+        (has("issue") and has("comment"), "issue_comment"),
         (has("pull_request") and has("review"), "pull_request_review"),
         (has("pull_request") and has("comment"), "pull_request_review_comment"),
-        (has("pull_request"), "pull_request"), (has("issue"), "issues"), (has("release"), "release"),
+        (has("pull_request"), "pull_request"),
+        (has("issue"), "issues"),
+        (has("release"), "release"),
         (has("member") and has("repository"), "member"),
         (payload.get("action") == "started" and has("repository"), "watch"),
     ]

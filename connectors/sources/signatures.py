@@ -38,7 +38,7 @@ def _check_prefixed_hex(header: str | None, prefix: str, expected_hex: str, head
         raise SignatureError(f"missing {header_name} header")
     if not header.startswith(prefix):
         raise SignatureError(f"{header_name} must start with {prefix!r}")
-    if not hmac.compare_digest(header[len(prefix):].strip().lower().encode(), expected_hex.encode()):
+    if not hmac.compare_digest(header[len(prefix) :].strip().lower().encode(), expected_hex.encode()):
         raise SignatureError(f"{header_name} does not match the body")
 
 

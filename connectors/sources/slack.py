@@ -65,15 +65,30 @@ def _when(event: Mapping[str, Any], envelope: Mapping[str, Any], key: str) -> da
     return _ts(envelope.get("event_time"), "envelope.event_time")
 
 
-def _record(kind: str, rid: str, when: datetime, user: str, channel: str | None, envelope: Mapping[str, Any],
-            text: str | None = None, **props: Any) -> ActivityRecord:
+def _record(
+    kind: str,
+    rid: str,
+    when: datetime,
+    user: str,
+    channel: str | None,
+    envelope: Mapping[str, Any],
+    text: str | None = None,
+    **props: Any,
+) -> ActivityRecord:
     if len(rid) > MAX_ID:
         raise InvalidRecord("id", f"longer than {MAX_ID} characters")
     event_id = envelope.get("event_id")
     props["event_id"] = event_id[:MAX_NAME] if isinstance(event_id, str) else None
-    return ActivityRecord(source=SOURCE, id=rid, type=kind, occurred_at=when,
-                          member=MemberRef(source_user_id=user), channel=channel, text=text,
-                          properties={k: v for k, v in props.items() if v is not None})
+    return ActivityRecord(
+        source=SOURCE,
+        id=rid,
+        type=kind,
+        occurred_at=when,
+        member=MemberRef(source_user_id=user),
+        channel=channel,
+        text=text,
+        properties={k: v for k, v in props.items() if v is not None},
+    )
 
 
 def _message(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) -> ActivityRecord:
@@ -98,10 +113,19 @@ def _message(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) -
     # A thread's parent has thread_ts == ts; a reply has the parent's ts in thread_ts.
     kind = "reply" if thread_ts and thread_ts != ts else "post"
     text = event.get("text")
-    return _record(kind, f"{team}:{channel}:{ts}", when, user, channel, envelope,
-                   text=text[:MAX_TEXT] if isinstance(text, str) and text else None, ts=ts,
-                   thread_ts=thread_ts if kind == "reply" else None, subtype=subtype,
-                   channel_type=channel_type)
+    return _record(
+        kind,
+        f"{team}:{channel}:{ts}",
+        when,
+        user,
+        channel,
+        envelope,
+        text=text[:MAX_TEXT] if isinstance(text, str) and text else None,
+        ts=ts,
+        thread_ts=thread_ts if kind == "reply" else None,
+        subtype=subtype,
+        channel_type=channel_type,
+    )
 
 
 def _reaction(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) -> ActivityRecord:
@@ -119,9 +143,17 @@ def _reaction(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) 
         raise InvalidRecord("envelope.event.item.type", "must be a message or carry a file id")
     # Derived from Slack's ids (not event_id) so a remove/re-add or a later API pull gives the same id.
     rid = f"{team}:{target}:reaction:{user}:{reaction}"
-    return _record("reaction", rid, _when(event, envelope, "event_ts"), user, channel, envelope,
-                   reaction=reaction, item_ts=_short(item.get("ts")),
-                   item_user=_short(event.get("item_user")))
+    return _record(
+        "reaction",
+        rid,
+        _when(event, envelope, "event_ts"),
+        user,
+        channel,
+        envelope,
+        reaction=reaction,
+        item_ts=_short(item.get("ts")),
+        item_user=_short(event.get("item_user")),
+    )
 
 
 def _joined(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) -> ActivityRecord:
@@ -132,9 +164,16 @@ def _joined(event: Mapping[str, Any], envelope: Mapping[str, Any], team: str) ->
         isinstance(a, Mapping) and a.get("is_bot") is True and a.get("user_id") == user for a in auths
     ):
         raise NoActivity("member_joined_channel for this app's own bot user is not community activity")
-    return _record("member_joined", f"{team}:{channel}:joined:{user}", _when(event, envelope, "event_ts"),
-                   user, channel, envelope, inviter=_short(event.get("inviter")),
-                   channel_type=_short(event.get("channel_type")))
+    return _record(
+        "member_joined",
+        f"{team}:{channel}:joined:{user}",
+        _when(event, envelope, "event_ts"),
+        user,
+        channel,
+        envelope,
+        inviter=_short(event.get("inviter")),
+        channel_type=_short(event.get("channel_type")),
+    )
 
 
 _HANDLERS = {"message": _message, "reaction_added": _reaction, "member_joined_channel": _joined}

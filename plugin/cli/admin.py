@@ -94,7 +94,9 @@ def status(app: AppContext, workspace: str | None, as_json: bool) -> None:
             spaces = list(session.scalars(select(Workspace).order_by(Workspace.id)))
     reports = [workspace_status(app.engine, ws) for ws in spaces]
     if as_json:
-        app.emit_json({"database": app.settings.redacted_database_url(), "workspaces": [r.as_dict() for r in reports]})
+        app.emit_json(
+            {"database": app.settings.redacted_database_url(), "workspaces": [r.as_dict() for r in reports]}
+        )
         return
     app.out.print(f"Database: {app.settings.redacted_database_url()}")
     if not reports:
@@ -102,9 +104,12 @@ def status(app: AppContext, workspace: str | None, as_json: bool) -> None:
     for report in reports:
         table = Table(title=f"workspace {report.workspace}", show_header=False)
         for label, value in (
-            ("members", report.members), ("identities", report.identities),
-            ("organizations", report.organizations), ("activities", report.activities),
-            ("merges in force", report.merges), ("open merge suggestions", report.open_suggestions),
+            ("members", report.members),
+            ("identities", report.identities),
+            ("organizations", report.organizations),
+            ("activities", report.activities),
+            ("merges in force", report.merges),
+            ("open merge suggestions", report.open_suggestions),
         ):
             table.add_row(label, f"{value:,}")
         for source, count in report.activities_by_source.items():
@@ -119,12 +124,18 @@ def hooks() -> None:
 
 @hooks.command("secret")
 @click.argument("source")
-@click.option("--value-stdin", is_flag=True, help="Read the platform's secret from standard input instead of generating one.")
+@click.option(
+    "--value-stdin",
+    is_flag=True,
+    help="Read the platform's secret from standard input instead of generating one.",
+)
 @workspace_option
 @json_option
 @pass_app
 @handle_errors
-def hooks_secret(app: AppContext, source: str, value_stdin: bool, workspace: str | None, as_json: bool) -> None:
+def hooks_secret(
+    app: AppContext, source: str, value_stdin: bool, workspace: str | None, as_json: bool
+) -> None:
     """Set the signing secret of SOURCE (github, discourse, slack or generic:NAME); shown once.
 
     Slack issues its own signing secret: pass it with --value-stdin. For the others a strong one is
@@ -143,15 +154,23 @@ def hooks_secret(app: AppContext, source: str, value_stdin: bool, workspace: str
         ws = app.workspace(session, workspace)
         set_hook_secret(session, app.settings, ws.id, source, value)
         session.commit()
-    path = "/hooks/generic/" + source.split(":", 1)[1] if source.startswith("generic:") else f"/hooks/{source}"
-    data = {"source": source, "workspace": ws.slug, "url_path": f"{path}?workspace={ws.slug}",
-            "secret": None if value_stdin else value}
+    path = (
+        "/hooks/generic/" + source.split(":", 1)[1] if source.startswith("generic:") else f"/hooks/{source}"
+    )
+    data = {
+        "source": source,
+        "workspace": ws.slug,
+        "url_path": f"{path}?workspace={ws.slug}",
+        "secret": None if value_stdin else value,
+    }
     if as_json:
         app.emit_json(data)
         return
     app.out.print(f"Receiver: POST {data['url_path']}  (sources: {', '.join(HOOK_SOURCES)}, generic:NAME)")
     if not value_stdin:
-        app.out.print(f"Secret for {source} (shown once; paste it into the platform's webhook settings): {value}")
+        app.out.print(
+            f"Secret for {source} (shown once; paste it into the platform's webhook settings): {value}"
+        )
     else:
         app.out.print(f"Secret for {source} saved.")
 

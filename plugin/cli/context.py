@@ -70,7 +70,9 @@ class AppContext:
         return get_workspace(session, slug)
 
     def emit_json(self, data: Any) -> None:
-        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+        )
 
     @contextmanager
     def progress(self, description: str, *, in_bytes: bool = False) -> Iterator[Callable[[int, int], None]]:
@@ -114,4 +116,6 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-workspace_option = click.option("--workspace", "-w", default=None, help="Workspace slug (default: FLYWHEEL_WORKSPACE or 'default').")
+workspace_option = click.option(
+    "--workspace", "-w", default=None, help="Workspace slug (default: FLYWHEEL_WORKSPACE or 'default')."
+)

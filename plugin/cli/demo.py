@@ -12,15 +12,22 @@ from rich.table import Table
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app
 from plugin.demo.community import DemoConfig
-from plugin.services.demo import DEMO_WORKSPACE, STAGES, Progress as StageProgress, run_demo
+from plugin.services.demo import DEMO_WORKSPACE, STAGES, run_demo
+from plugin.services.demo import Progress as StageProgress
 from plugin.services.status import WorkspaceStatus, workspace_status
 from plugin.services.workspaces import ensure_workspace
 
 
 @contextmanager
 def stage_bars(app: AppContext) -> Iterator[StageProgress]:
-    with Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=app.err, transient=False) as bars:
+    with Progress(
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=app.err,
+        transient=False,
+    ) as bars:
         tasks: dict[str, TaskID] = {name: bars.add_task(name, total=None, start=False) for name, _ in STAGES}
         current: list[str] = []
 
@@ -41,10 +48,12 @@ def stage_bars(app: AppContext) -> Iterator[StageProgress]:
 def print_summary(app: AppContext, status: WorkspaceStatus, facts: dict[str, object], seconds: float) -> None:
     table = Table(title=f"Flywheel demo community (workspace '{status.workspace}')", show_header=False)
     for label, value in (
-        ("members", status.members), ("identities", status.identities),
+        ("members", status.members),
+        ("identities", status.identities),
         ("automatic merges (same verified email)", status.merges),
         ("open merge suggestions", status.open_suggestions),
-        ("organizations", status.organizations), ("activities", status.activities),
+        ("organizations", status.organizations),
+        ("activities", status.activities),
     ):
         table.add_row(label, f"{value:,}")
     app.out.print(table)
@@ -61,8 +70,10 @@ def print_summary(app: AppContext, status: WorkspaceStatus, facts: dict[str, obj
     for kind, count in status.activities_by_type.items():
         by_type.add_row(kind, f"{count:,}")
     app.out.print(by_type)
-    app.out.print(f"Done in {seconds:.1f} s. Next: `flywheel members suggestions -w {status.workspace}` to review "
-                  f"merge suggestions, `flywheel members show EMAIL -w {status.workspace}` to meet someone.")
+    app.out.print(
+        f"Done in {seconds:.1f} s. Next: `flywheel members suggestions -w {status.workspace}` to review "
+        f"merge suggestions, `flywheel members show EMAIL -w {status.workspace}` to meet someone."
+    )
 
 
 @click.command()
@@ -88,7 +99,16 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
     seconds = time.perf_counter() - started
     assert run.ingest is not None
     if as_json:
-        app.emit_json({"workspace": ws.slug, "seed": seed, "seconds": round(seconds, 2), "timings": run.timings,
-                       "ingest": run.ingest.as_dict(), "facts": run.facts, "status": status.as_dict()})
+        app.emit_json(
+            {
+                "workspace": ws.slug,
+                "seed": seed,
+                "seconds": round(seconds, 2),
+                "timings": run.timings,
+                "ingest": run.ingest.as_dict(),
+                "facts": run.facts,
+                "status": status.as_dict(),
+            }
+        )
         return
     print_summary(app, status, run.facts, seconds)

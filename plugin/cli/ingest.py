@@ -19,9 +19,13 @@ SHOWN_PROBLEMS = 20
 def print_report(app: AppContext, report: IngestReport) -> None:
     table = Table(title="ingest summary", show_header=False)
     for label, value in (
-        ("read", report.read), ("stored", report.stored), ("duplicates (already stored)", report.duplicates),
-        ("skipped (no activity)", report.skipped), ("invalid", report.invalid),
-        ("members created", report.members_created), ("identities created", report.identities_created),
+        ("read", report.read),
+        ("stored", report.stored),
+        ("duplicates (already stored)", report.duplicates),
+        ("skipped (no activity)", report.skipped),
+        ("invalid", report.invalid),
+        ("members created", report.members_created),
+        ("identities created", report.identities_created),
         ("automatic merges (verified email)", report.auto_merges),
         ("organizations created", report.organizations_created),
         ("merge suggestions opened", report.suggestions),
@@ -44,15 +48,28 @@ def print_report(app: AppContext, report: IngestReport) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="File format; by default from the extension (.jsonl, .csv).")
-@click.option("--strict", is_flag=True, help="Exit non-zero when any item is invalid (good items are still stored).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="File format; by default from the extension (.jsonl, .csv).",
+)
+@click.option(
+    "--strict", is_flag=True, help="Exit non-zero when any item is invalid (good items are still stored)."
+)
 @workspace_option
 @json_option
 @pass_app
 @handle_errors
-def ingest(app: AppContext, paths: tuple[Path, ...], fmt: str | None, strict: bool, workspace: str | None,
-           as_json: bool) -> None:
+def ingest(
+    app: AppContext,
+    paths: tuple[Path, ...],
+    fmt: str | None,
+    strict: bool,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
     """Ingest activity files or folders: canonical JSONL or CSV, or GitHub, Discourse or Slack payloads.
 
     Re-ingesting stores nothing twice; bad items are reported with their line and never stop the rest."""
@@ -66,6 +83,8 @@ def ingest(app: AppContext, paths: tuple[Path, ...], fmt: str | None, strict: bo
         print_report(app, report)
     if strict and report.invalid:
         if not as_json:
-            app.err.print(f"--strict: {report.invalid:,} invalid item(s); fix them and ingest again "
-                          "(what was valid is stored, and re-ingesting will not duplicate it)")
+            app.err.print(
+                f"--strict: {report.invalid:,} invalid item(s); fix them and ingest again "
+                "(what was valid is stored, and re-ingesting will not duplicate it)"
+            )
         raise SystemExit(ValidationFailed.exit_code)

@@ -35,17 +35,29 @@ def _print_profile(app: AppContext, p: dict[str, Any]) -> None:
     for col in ("id", "source", "user id", "handle", "email", "verified", "name"):
         table.add_column(col)
     for i in p["identities"]:
-        table.add_row(str(i["id"]), i["source"], i["source_user_id"], i["handle"] or "", i["email"] or "",
-                      "yes" if i["verified"] else "no", i["name"] or "")
+        table.add_row(
+            str(i["id"]),
+            i["source"],
+            i["source_user_id"],
+            i["handle"] or "",
+            i["email"] or "",
+            "yes" if i["verified"] else "no",
+            i["name"] or "",
+        )
     app.out.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in p["activities"]["by_type"].items())
     app.out.print(f"  activities: {p['activities']['total']:,}" + (f" ({counts})" if counts else ""))
     for purpose, c in p["consents"].items():
-        app.out.print(f"  consent {purpose}: {'granted' if c['granted'] else 'withdrawn'} ({c['recorded_at']})")
+        app.out.print(
+            f"  consent {purpose}: {'granted' if c['granted'] else 'withdrawn'} ({c['recorded_at']})"
+        )
     for e in p["merge_log"]:
         state = " [undone]" if e["undone"] else ""
-        app.out.print(f"  merge log {e['id']}: {e['kind']} {e['source_member_id']} -> {e['target_member_id']}"
-                      f" ({e['reason']}){state}", highlight=False)
+        app.out.print(
+            f"  merge log {e['id']}: {e['kind']} {e['source_member_id']} -> {e['target_member_id']}"
+            f" ({e['reason']}){state}",
+            highlight=False,
+        )
 
 
 @members.command("show")
@@ -73,18 +85,27 @@ def show(app: AppContext, member: str, workspace: str | None, as_json: bool) -> 
 @json_option
 @pass_app
 @handle_errors
-def merge(app: AppContext, target: int, source: int, reason: str, workspace: str | None, as_json: bool) -> None:
+def merge(
+    app: AppContext, target: int, source: int, reason: str, workspace: str | None, as_json: bool
+) -> None:
     """Merge member SOURCE into member TARGET (undo with `flywheel members unmerge LOG_ID`)."""
     with app.session() as session:
         ws = app.workspace(session, workspace)
         entry = merges.merge(session, ws.id, target, source, actor=ACTOR, reason=reason)
         session.commit()
-        data = {"merge_log_id": entry.id, "target": target, "source": source, "identities_moved": entry.identity_ids}
+        data = {
+            "merge_log_id": entry.id,
+            "target": target,
+            "source": source,
+            "identities_moved": entry.identity_ids,
+        }
     if as_json:
         app.emit_json(data)
     else:
-        app.out.print(f"Merged member {source} into {target} (merge log {entry.id}; "
-                      f"undo with `flywheel members unmerge {entry.id}`)")
+        app.out.print(
+            f"Merged member {source} into {target} (merge log {entry.id}; "
+            f"undo with `flywheel members unmerge {entry.id}`)"
+        )
 
 
 @members.command("unmerge")
@@ -94,12 +115,14 @@ def merge(app: AppContext, target: int, source: int, reason: str, workspace: str
 @json_option
 @pass_app
 @handle_errors
-def unmerge(app: AppContext, log_id: int | None, identity_id: int | None, workspace: str | None,
-            as_json: bool) -> None:
+def unmerge(
+    app: AppContext, log_id: int | None, identity_id: int | None, workspace: str | None, as_json: bool
+) -> None:
     """Undo merge-log entry LOG_ID, or split one identity off with --identity ID."""
     if (log_id is None) == (identity_id is None):
-        raise ValidationFailed("give either a merge-log id or --identity ID",
-                               hint="`flywheel members show MEMBER` lists both")
+        raise ValidationFailed(
+            "give either a merge-log id or --identity ID", hint="`flywheel members show MEMBER` lists both"
+        )
     with app.session() as session:
         ws = app.workspace(session, workspace)
         if log_id is not None:
@@ -108,13 +131,20 @@ def unmerge(app: AppContext, log_id: int | None, identity_id: int | None, worksp
             assert identity_id is not None
             entry = merges.split(session, ws.id, identity_id, actor=ACTOR, reason="split by a person")
         session.commit()
-        data = {"merge_log_id": entry.id, "kind": entry.kind, "member": entry.target_member_id,
-                "separated_member": entry.source_member_id, "identities_moved": entry.identity_ids}
+        data = {
+            "merge_log_id": entry.id,
+            "kind": entry.kind,
+            "member": entry.target_member_id,
+            "separated_member": entry.source_member_id,
+            "identities_moved": entry.identity_ids,
+        }
     if as_json:
         app.emit_json(data)
     else:
-        app.out.print(f"Members {data['member']} and {data['separated_member']} stand apart again "
-                      f"(merge log {entry.id})")
+        app.out.print(
+            f"Members {data['member']} and {data['separated_member']} stand apart again "
+            f"(merge log {entry.id})"
+        )
 
 
 @members.command("suggestions")
@@ -131,13 +161,31 @@ def suggestions(app: AppContext, refresh: bool, limit: int, workspace: str | Non
         if refresh:
             refresh_suggestions(app.engine, ws.id)
         rows = session.scalars(
-            select(MergeSuggestion).where(MergeSuggestion.workspace_id == ws.id, MergeSuggestion.status == "open")
-            .order_by(MergeSuggestion.confidence.desc(), MergeSuggestion.id).limit(limit)
+            select(MergeSuggestion)
+            .where(MergeSuggestion.workspace_id == ws.id, MergeSuggestion.status == "open")
+            .order_by(MergeSuggestion.confidence.desc(), MergeSuggestion.id)
+            .limit(limit)
         ).all()
-        names = {m.id: m.display_name for m in session.scalars(
-            select(Member).where(Member.id.in_([r.member_a_id for r in rows] + [r.member_b_id for r in rows])))}
-    data = [{"id": r.id, "member_a": r.member_a_id, "member_b": r.member_b_id, "name_a": names.get(r.member_a_id),
-             "name_b": names.get(r.member_b_id), "confidence": r.confidence, "evidence": r.evidence} for r in rows]
+        names = {
+            m.id: m.display_name
+            for m in session.scalars(
+                select(Member).where(
+                    Member.id.in_([r.member_a_id for r in rows] + [r.member_b_id for r in rows])
+                )
+            )
+        }
+    data: list[dict[str, Any]] = [
+        {
+            "id": r.id,
+            "member_a": r.member_a_id,
+            "member_b": r.member_b_id,
+            "name_a": names.get(r.member_a_id),
+            "name_b": names.get(r.member_b_id),
+            "confidence": r.confidence,
+            "evidence": r.evidence,
+        }
+        for r in rows
+    ]
     if as_json:
         app.emit_json(data)
         return
@@ -145,8 +193,13 @@ def suggestions(app: AppContext, refresh: bool, limit: int, workspace: str | Non
     for col in ("id", "member a", "member b", "confidence", "evidence"):
         table.add_column(col)
     for d in data:
-        table.add_row(str(d["id"]), f"{d['member_a']} {d['name_a'] or ''}", f"{d['member_b']} {d['name_b'] or ''}",
-                      f"{d['confidence']:.2f}", ", ".join(d["evidence"]))
+        table.add_row(
+            str(d["id"]),
+            f"{d['member_a']} {d['name_a'] or ''}",
+            f"{d['member_b']} {d['name_b'] or ''}",
+            f"{d['confidence']:.2f}",
+            ", ".join(d["evidence"]),
+        )
     app.out.print(table)
 
 
@@ -162,7 +215,9 @@ def dismiss(app: AppContext, suggestion_id: int, workspace: str | None, as_json:
         ws = app.workspace(session, workspace)
         row = session.get(MergeSuggestion, suggestion_id)
         if row is None or row.workspace_id != ws.id:
-            raise NotFound(f"no merge suggestion {suggestion_id}", hint="`flywheel members suggestions` lists them")
+            raise NotFound(
+                f"no merge suggestion {suggestion_id}", hint="`flywheel members suggestions` lists them"
+            )
         row.status = "dismissed"
         session.commit()
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Table, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -77,3 +77,10 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table, typed as one (``Model.__table__`` is typed as a plain FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

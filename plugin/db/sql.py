@@ -10,7 +10,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute
 
 
-def in_values(conn: Connection, column: InstrumentedAttribute[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+def in_values(
+    conn: Connection, column: InstrumentedAttribute[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``column = ANY(:array)`` with one typed array parameter.
 
     One array keeps the statement text constant (psycopg prepares it once) and lets PostgreSQL use

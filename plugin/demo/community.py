@@ -36,25 +36,54 @@ from plugin.demo.people import (
 )
 from plugin.demo.render import REPOS, REVIEW_SITES, Campaign, Event, Item, Renderer
 
-__all__ = ["DemoConfig", "DemoOrganization", "DemoPerson", "generate_activities", "generate_people",
-           "window", "write_jsonl"]
+__all__ = [
+    "DemoConfig",
+    "DemoOrganization",
+    "DemoPerson",
+    "generate_activities",
+    "generate_people",
+    "window",
+    "write_jsonl",
+]
 
 DAY = 86_400
 YEAR = 365 * DAY
 KINDS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {  # open-ended sources: types, weights
-    "github": (("issue_opened", "comment", "pr_opened", "pr_review", "star", "fork"),
-               (12, 34, 12, 14, 20, 8)),
-    "discourse": (("post", "reply", "answer", "reaction", "support_question", "feature_request"),
-                  (12, 36, 12, 26, 10, 4)),
+    "github": (
+        ("issue_opened", "comment", "pr_opened", "pr_review", "star", "fork"),
+        (12, 34, 12, 14, 20, 8),
+    ),
+    "discourse": (
+        ("post", "reply", "answer", "reaction", "support_question", "feature_request"),
+        (12, 36, 12, 26, 10, 4),
+    ),
     "slack": (("post", "reply", "reaction"), (30, 40, 30)),
     "product": (("product_usage",), (1,)),
 }
 FOLLOW_UPS = {"pr_opened": ("pr_merged", 0.55), "answer": ("answer_accepted", 0.3)}
 SOURCE_WEIGHT = {"github": 1.0, "discourse": 1.2, "slack": 1.6, "product": 2.0}
-UTC_OFFSET = {"en-US": -5, "en-GB": 0, "de-DE": 1, "fr-FR": 1, "pt-BR": -3, "he-IL": 2, "ar-SA": 3,
-              "zh-CN": 8, "ru-RU": 3, "ja-JP": 9}
-CITIES = (("Berlin", "berlin"), ("London", "london"), ("Tel Aviv", "tel-aviv"), ("New York", "new-york"),
-          ("Dubai", "dubai"), ("Shanghai", "shanghai"), ("São Paulo", "sao-paulo"), ("Tokyo", "tokyo"))
+UTC_OFFSET = {
+    "en-US": -5,
+    "en-GB": 0,
+    "de-DE": 1,
+    "fr-FR": 1,
+    "pt-BR": -3,
+    "he-IL": 2,
+    "ar-SA": 3,
+    "zh-CN": 8,
+    "ru-RU": 3,
+    "ja-JP": 9,
+}
+CITIES = (
+    ("Berlin", "berlin"),
+    ("London", "london"),
+    ("Tel Aviv", "tel-aviv"),
+    ("New York", "new-york"),
+    ("Dubai", "dubai"),
+    ("Shanghai", "shanghai"),
+    ("São Paulo", "sao-paulo"),
+    ("Tokyo", "tokyo"),
+)
 WEBINARS = ("Webhooks", "Scoring", "CRM sync", "Exports", "SSO", "Dashboards")
 NPS_HAPPY = (1, 1, 1, 2, 2, 3, 5, 10, 15, 30, 30)  # weights of 0..10
 NPS_QUIET = (4, 4, 6, 8, 10, 12, 14, 14, 12, 8, 8)
@@ -87,20 +116,24 @@ def _calendar(start: datetime, cfg: DemoConfig) -> tuple[list[Event], list[Campa
         events.append((webinar, f"evt-{stamp}-webinar", f"Nimbus Office Hours: {topic}", "online"))
         if k % 3 == 1:
             city, slug = CITIES[k // 3 % len(CITIES)]
-            events.append((_month(start, k, 20, 17), f"evt-{stamp}-{slug}", f"Nimbus Meetup {city}",
-                           "in_person"))
+            events.append(
+                (_month(start, k, 20, 17), f"evt-{stamp}-{slug}", f"Nimbus Meetup {city}", "in_person")
+            )
         if webinar.month == 10:
             year = webinar.year
-            events.append((_month(start, k, 15, 8), f"evt-{year}-summit", f"Nimbus Summit {year}",
-                           "in_person"))
+            events.append(
+                (_month(start, k, 15, 8), f"evt-{year}-summit", f"Nimbus Summit {year}", "in_person")
+            )
         if webinar.month % 3 == 0 and k < cfg.months:
             campaigns.append((_month(start, k, 5, 10), f"nps-{webinar.year}-q{webinar.month // 3}"))
 
     def rel(when: datetime) -> int:
         return int((when - start).total_seconds())
 
-    return ([(rel(when), eid, name, fmt) for when, eid, name, fmt in sorted(events)],
-            [(rel(when), sid) for when, sid in campaigns])
+    return (
+        [(rel(when), eid, name, fmt) for when, eid, name, fmt in sorted(events)],
+        [(rel(when), sid) for when, sid in campaigns],
+    )
 
 
 def _open_sources(person: DemoPerson) -> list[str]:
@@ -162,8 +195,9 @@ class _Planner:
             t -= DAY
         return min(max(t, 0), self.span - 1)
 
-    def fixed(self, i: int, person: DemoPerson, ps: _Persona, events: list[Event],
-              campaigns: list[Campaign]) -> None:
+    def fixed(
+        self, i: int, person: DemoPerson, ps: _Persona, events: list[Event], campaigns: list[Campaign]
+    ) -> None:
         """Registrations and check-ins, survey answers, reviews and purchases."""
         rng, span = self.rng, self.span
         if "events" in person.platforms:
@@ -209,8 +243,11 @@ class _Planner:
             kinds = rng.choices(*KINDS[source], k=m)
             when = self.when
             times = sorted([when(ps) for _ in range(m)])
-            extra = rng.choices(range(len(REPOS)), cum_weights=(5, 8, 10, 11), k=m) if source == "github" \
+            extra = (
+                rng.choices(range(len(REPOS)), cum_weights=(5, 8, 10, 11), k=m)
+                if source == "github"
                 else [0] * m
+            )
             links = [0] * m
             if source == "slack":
                 kinds[0] = "member_joined"

@@ -84,37 +84,110 @@ LOCALES = (
     _Locale("ja_JP", "ja-JP", 5, "co.jp", ("gmail.com", "yahoo.co.jp")),
 )
 INDUSTRIES = {
-    "Software": ("Software", "Labs", "Systems"), "Fintech": ("Pay", "Capital", "Finance"),
-    "Healthcare": ("Health", "Medical"), "E-commerce": ("Commerce", "Retail"),
-    "Manufacturing": ("Industries", "Robotics"), "Education": ("Learning", "Academy"),
-    "Media": ("Media", "Studios"), "Logistics": ("Logistics", "Freight"),
-    "Telecommunications": ("Telecom", "Networks"), "Gaming": ("Games", "Interactive"),
+    "Software": ("Software", "Labs", "Systems"),
+    "Fintech": ("Pay", "Capital", "Finance"),
+    "Healthcare": ("Health", "Medical"),
+    "E-commerce": ("Commerce", "Retail"),
+    "Manufacturing": ("Industries", "Robotics"),
+    "Education": ("Learning", "Academy"),
+    "Media": ("Media", "Studios"),
+    "Logistics": ("Logistics", "Freight"),
+    "Telecommunications": ("Telecom", "Networks"),
+    "Gaming": ("Games", "Interactive"),
     "Consulting": ("Consulting", "Partners"),
 }
-STEMS = ("North", "Blue", "Bright", "Iron", "Cedar", "Nova", "Silver", "Vertex", "Orbit", "Summit",
-         "Harbor", "Pioneer", "Atlas", "Lumen", "Zephyr", "Granite", "Maple", "Falcon", "Quartz",
-         "Helix", "Beacon", "Cobalt", "Ember", "Juniper", "Meridian", "Onyx", "Polar", "Redwood")
+STEMS = (
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Cedar",
+    "Nova",
+    "Silver",
+    "Vertex",
+    "Orbit",
+    "Summit",
+    "Harbor",
+    "Pioneer",
+    "Atlas",
+    "Lumen",
+    "Zephyr",
+    "Granite",
+    "Maple",
+    "Falcon",
+    "Quartz",
+    "Helix",
+    "Beacon",
+    "Cobalt",
+    "Ember",
+    "Juniper",
+    "Meridian",
+    "Onyx",
+    "Polar",
+    "Redwood",
+)
 TAILS = ("wind", "peak", "stone", "bridge", "field", "works", "line", "gate", "point", "wave", "", "", "")
 LEGAL = {"de_DE": " GmbH", "fr_FR": " SAS", "pt_BR": " Ltda.", "he_IL": " Ltd.", "en_GB": " Ltd"}
 SIZES = ((10, 50), (51, 250), (251, 1000), (1001, 5000), (5001, 50_000))
 SIZE_WEIGHTS = (35, 30, 17, 10, 8)
-SENIOR = ("CTO", "VP Engineering", "Head of Data", "Director of Engineering", "Head of Developer Relations",
-          "Chief Product Officer", "VP Marketing", "Head of Customer Success")
-MID = ("Engineering Manager", "Product Manager", "Data Scientist", "DevOps Engineer", "Staff Engineer",
-       "Solutions Architect", "Community Manager", "Marketing Manager")
-JUNIOR = ("Software Engineer", "Developer", "Backend Developer", "Frontend Developer", "Data Analyst",
-          "QA Engineer", "Support Engineer", "Junior Developer")
-INDEPENDENT = ("Student", "Freelance Developer", "Independent Consultant", "Open Source Maintainer",
-               "Software Engineer", None)
-PROSPECT_STAGES = (("lead", 40), ("marketingqualifiedlead", 25), ("opportunity", 15), ("subscriber", 15),
-                   ("salesqualifiedlead", 5))
+SENIOR = (
+    "CTO",
+    "VP Engineering",
+    "Head of Data",
+    "Director of Engineering",
+    "Head of Developer Relations",
+    "Chief Product Officer",
+    "VP Marketing",
+    "Head of Customer Success",
+)
+MID = (
+    "Engineering Manager",
+    "Product Manager",
+    "Data Scientist",
+    "DevOps Engineer",
+    "Staff Engineer",
+    "Solutions Architect",
+    "Community Manager",
+    "Marketing Manager",
+)
+JUNIOR = (
+    "Software Engineer",
+    "Developer",
+    "Backend Developer",
+    "Frontend Developer",
+    "Data Analyst",
+    "QA Engineer",
+    "Support Engineer",
+    "Junior Developer",
+)
+INDEPENDENT = (
+    "Student",
+    "Freelance Developer",
+    "Independent Consultant",
+    "Open Source Maintainer",
+    "Software Engineer",
+    None,
+)
+PROSPECT_STAGES = (
+    ("lead", 40),
+    ("marketingqualifiedlead", 25),
+    ("opportunity", 15),
+    ("subscriber", 15),
+    ("salesqualifiedlead", 5),
+)
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 #: per platform: the user id's prefix and numeric range
-_ID_FORMATS = {"github": ("", 10**5, 2 * 10**8), "discourse": ("", 2, 10**6), "slack": ("U0", 10**9, 10**10),
-               "events": ("att-", 10**5, 10**7), "reviews": ("rv-", 10**5, 10**7),
-               "surveys": ("resp-", 10**5, 10**7), "product": ("usr_", 10**5, 10**7),
-               "billing": ("cus_", 10**5, 10**7)}
+_ID_FORMATS = {
+    "github": ("", 10**5, 2 * 10**8),
+    "discourse": ("", 2, 10**6),
+    "slack": ("U0", 10**9, 10**10),
+    "events": ("att-", 10**5, 10**7),
+    "reviews": ("rv-", 10**5, 10**7),
+    "surveys": ("resp-", 10**5, 10**7),
+    "product": ("usr_", 10**5, 10**7),
+    "billing": ("cus_", 10**5, 10**7),
+}
 _FAKERS: dict[str, Faker] = {}  # one per locale, re-seeded by every call: building them is the slow part
 
 
@@ -298,13 +371,29 @@ def generate_people(cfg: DemoConfig) -> tuple[list[DemoPerson], list[DemoOrganiz
         if i in buying:
             user_ids["billing"] = _user_id(rng, "billing", ids_used)
         marketing = 0.4 if loc.faker in ("de_DE", "fr_FR") else 0.55
-        consents = {"marketing": rng.random() < marketing, "research": rng.random() < 0.35,
-                    "sales": rng.random() < (0.45 if stage == "customer" else 0.2)}
-        people.append(DemoPerson(
-            i + 1, name, email, loc.tag, title, org.name if org else None, org.domain if org else None,
-            org.size if org else None, org.industry if org else None, stage, platforms, handles, consents,
-            user_ids,
-        ))
+        consents = {
+            "marketing": rng.random() < marketing,
+            "research": rng.random() < 0.35,
+            "sales": rng.random() < (0.45 if stage == "customer" else 0.2),
+        }
+        people.append(
+            DemoPerson(
+                i + 1,
+                name,
+                email,
+                loc.tag,
+                title,
+                org.name if org else None,
+                org.domain if org else None,
+                org.size if org else None,
+                org.industry if org else None,
+                stage,
+                platforms,
+                handles,
+                consents,
+                user_ids,
+            )
+        )
     return people, [org for org, _ in orgs]
 
 

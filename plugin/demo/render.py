@@ -25,19 +25,34 @@ FEATURES = ("dashboards", "segments", "exports", "webhooks", "crm_sync", "scorin
 EMOJI = ("+1", "heart", "tada", "eyes", "rocket", "pray")
 REVIEW_STATES = ("approved", "approved", "commented", "changes_requested")
 SLACK_CHANNELS = ("#general", "#help", "#dev")
-FORUM_CATEGORY = {"support_question": "Support", "answer": "Support", "answer_accepted": "Support",
-                  "feature_request": "Ideas"}
+FORUM_CATEGORY = {
+    "support_question": "Support",
+    "answer": "Support",
+    "answer_accepted": "Support",
+    "feature_request": "Ideas",
+}
 TOPIC_KEY = {"post": "post", "support_question": "question", "feature_request": "idea"}
 MINUTES_SECONDS = [f"{s // 60:02d}:{s % 60:02d}Z" for s in range(3600)]
-ISSUE_URLS = {"issue_opened": "issues", "comment": "issues", "pr_opened": "pull", "pr_merged": "pull",
-              "pr_review": "pull"}
+ISSUE_URLS = {
+    "issue_opened": "issues",
+    "comment": "issues",
+    "pr_opened": "pull",
+    "pr_merged": "pull",
+    "pr_review": "pull",
+}
 
 
 class Renderer:
     """Call :meth:`render` with the planned items in time order."""
 
-    def __init__(self, seed: int, people: Sequence[DemoPerson], start: datetime, events: list[Event],
-                 campaigns: list[Campaign]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        people: Sequence[DemoPerson],
+        start: datetime,
+        events: list[Event],
+        campaigns: list[Campaign],
+    ) -> None:
         self.random = Random(f"{seed}:texts").random  # noqa: S311 - a reproducible demo, not a secret
         self.people, self.events, self.campaigns = people, events, campaigns
         self.base = int(start.timestamp())
@@ -49,9 +64,14 @@ class Renderer:
         self.issues = {repo: list(range(1, 400 // (k + 1))) for k, repo in enumerate(REPOS)}  # pre-window
         self.topics = list(range(4000, 4200))
         self.by_source: dict[str, Callable[[dict[str, Any], int, str, int, int], None]] = {
-            "github": self._github, "discourse": self._discourse, "slack": self._slack,
-            "events": self._events, "reviews": self._reviews, "surveys": self._surveys,
-            "product": self._product, "billing": self._billing,
+            "github": self._github,
+            "discourse": self._discourse,
+            "slack": self._slack,
+            "events": self._events,
+            "reviews": self._reviews,
+            "surveys": self._surveys,
+            "product": self._product,
+            "billing": self._billing,
         }
 
     def pick(self, seq: Sequence[T]) -> T:
@@ -96,8 +116,13 @@ class Renderer:
         t, i, source, kind, a, b = item
         n = self.counters[source] = self.counters.get(source, 0) + 1
         member = self.members.get((i, source)) or self.member(i, source)
-        record = {"source": source, "id": f"{source}-{n}", "type": kind, "occurred_at": self.stamp(t),
-                  "member": member.copy()}
+        record = {
+            "source": source,
+            "id": f"{source}-{n}",
+            "type": kind,
+            "occurred_at": self.stamp(t),
+            "member": member.copy(),
+        }
         self.by_source[source](record, i, kind, a, b)
         return record
 
@@ -141,8 +166,11 @@ class Renderer:
             else:
                 rec["text"] = self.pick(PHRASES[lang]["chat"])
         rec["channel"] = FORUM_CATEGORY.get(kind) or CATEGORIES.get(lang, "General")
-        rec["url"] = f"https://community.example.com/t/{topic}/{post}" if post > 1 else \
-            f"https://community.example.com/t/{topic}"
+        rec["url"] = (
+            f"https://community.example.com/t/{topic}/{post}"
+            if post > 1
+            else f"https://community.example.com/t/{topic}"
+        )
 
     def _slack(self, rec: dict[str, Any], i: int, kind: str, a: int, b: int) -> None:
         if kind == "member_joined":

@@ -12,14 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from connectors.errors import InvalidRecord
 from connectors.records import parse_record
 from plugin.db.models import Consent, Identity, Organization
-from plugin.demo.community import DemoConfig, DemoOrganization, DemoPerson, generate_activities, generate_people
-from plugin.services.ingest import IngestReport, Ingestor
+from plugin.demo.community import (
+    DemoConfig,
+    DemoOrganization,
+    DemoPerson,
+    generate_activities,
+    generate_people,
+)
 from plugin.services.identity import chunks
+from plugin.services.ingest import Ingestor, IngestReport
 from plugin.services.suggestions import refresh_suggestions
 
 DEMO_WORKSPACE = "demo"
@@ -65,8 +71,11 @@ def stage_organizations(run: DemoRun) -> None:
         for org in run.organizations:
             result = conn.execute(
                 update(Organization)
-                .where(Organization.workspace_id == run.workspace_id, Organization.domain == org.domain,
-                       Organization.size.is_(None))
+                .where(
+                    Organization.workspace_id == run.workspace_id,
+                    Organization.domain == org.domain,
+                    Organization.size.is_(None),
+                )
                 .values(name=org.name, size=org.size, industry=org.industry)
             )
             enriched += result.rowcount or 0
@@ -81,20 +90,29 @@ def stage_consents(run: DemoRun) -> None:
         for part in chunks(sorted(by_email)):
             for email, member_id in conn.execute(
                 select(Identity.email, Identity.member_id).where(
-                    Identity.workspace_id == run.workspace_id, Identity.email.in_(part))
+                    Identity.workspace_id == run.workspace_id, Identity.email.in_(part)
+                )
             ):
-                member_of.setdefault(email, member_id)
-        has_consent = set(conn.scalars(
-            select(Consent.member_id).where(Consent.workspace_id == run.workspace_id).distinct()))
+                if email is not None:
+                    member_of.setdefault(email, member_id)
+        has_consent = set(
+            conn.scalars(select(Consent.member_id).where(Consent.workspace_id == run.workspace_id).distinct())
+        )
     rows = [
-        {"workspace_id": run.workspace_id, "member_id": member_id, "purpose": purpose, "granted": granted,
-         "source": "demo signup form"}
-        for email, member_id in sorted(member_of.items()) if member_id not in has_consent
+        {
+            "workspace_id": run.workspace_id,
+            "member_id": member_id,
+            "purpose": purpose,
+            "granted": granted,
+            "source": "demo signup form",
+        }
+        for email, member_id in sorted(member_of.items())
+        if member_id not in has_consent
         for purpose, granted in sorted(by_email[email].consents.items())
     ]
     if rows:
         with run.engine.begin() as conn:
-            conn.execute(Consent.__table__.insert(), rows)
+            conn.execute(insert(Consent), rows)
     run.facts["consents_recorded"] = len(rows)
 
 

@@ -28,15 +28,21 @@ def set_hook_secret(session: Session, settings: Settings, workspace_id: int, sou
     check_source(source)
     if len(value) < 16:
         raise ValidationFailed("the secret is too short", fields={"secret": "at least 16 characters"})
-    row = session.scalar(select(HookSecret).where(HookSecret.workspace_id == workspace_id, HookSecret.source == source))
+    row = session.scalar(
+        select(HookSecret).where(HookSecret.workspace_id == workspace_id, HookSecret.source == source)
+    )
     if row is None:
-        session.add(HookSecret(workspace_id=workspace_id, source=source, secret_encrypted=encrypt(settings, value)))
+        session.add(
+            HookSecret(workspace_id=workspace_id, source=source, secret_encrypted=encrypt(settings, value))
+        )
     else:
         row.secret_encrypted = encrypt(settings, value)
 
 
 def get_hook_secret(session: Session, settings: Settings, workspace_id: int, source: str) -> str:
-    row = session.scalar(select(HookSecret).where(HookSecret.workspace_id == workspace_id, HookSecret.source == source))
+    row = session.scalar(
+        select(HookSecret).where(HookSecret.workspace_id == workspace_id, HookSecret.source == source)
+    )
     if row is None:
         # Same answer as a bad signature: a caller cannot learn which sources are configured.
         raise AuthError("signature cannot be verified", hint=f"set one with `flywheel hooks secret {source}`")

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, insert, select, update
 
 from connectors.records import ActivityRecord, MemberRef
-from plugin.db.base import utcnow
+from plugin.db.base import table_of, utcnow
 from plugin.db.ids import allocate_ids
-from plugin.db.sql import in_values
 from plugin.db.models import Identity, Member, MergeLog, Organization
 from plugin.db.models.identity_log import AUTO_EMAIL
+from plugin.db.sql import in_values
 from plugin.services.domains import email_domain, is_company_domain, organization_name_from_domain
 
 #: Whether a source vouches for the emails it sends, when a record does not say (``email_verified``).
@@ -108,7 +108,9 @@ class IdentityResolver:
         ids = sorted(member_ids)
         for start in range(0, len(ids), CHUNK):
             columns = [getattr(Member, name) for name in PROFILE_FIELDS]
-            rows = conn.execute(select(Member.id, *columns).where(in_values(conn, Member.id, ids[start : start + CHUNK])))
+            rows = conn.execute(
+                select(Member.id, *columns).where(in_values(conn, Member.id, ids[start : start + CHUNK]))
+            )
             for row in rows:
                 self.profiles[row[0]] = list(row[1:])
 
@@ -123,12 +125,17 @@ class IdentityResolver:
                 )
             )
             for email, member_id in rows:
-                self.verified_emails.setdefault(email, member_id)
+                if email is not None:
+                    self.verified_emails.setdefault(email, member_id)
 
     # -- creating ------------------------------------------------------------------------------
     def _create(self, conn: Connection, new: dict[tuple[str, str], ActivityRecord]) -> None:
-        trusted = {k: r.member.email is not None and email_is_trusted(r.source, r.member) for k, r in new.items()}
-        self._load_verified_emails(conn, sorted({r.member.email for k, r in new.items() if trusted[k] and r.member.email}))
+        trusted = {
+            k: r.member.email is not None and email_is_trusted(r.source, r.member) for k, r in new.items()
+        }
+        self._load_verified_emails(
+            conn, sorted({r.member.email for k, r in new.items() if trusted[k] and r.member.email})
+        )
         org_ids = self._ensure_organizations(conn, new.values())
 
         # Which member each new identity joins: an existing one by verified email, or a new one
@@ -153,7 +160,7 @@ class IdentityResolver:
             if email and trusted[key]:
                 email_to_new[email] = index
 
-        member_ids = allocate_ids(conn, Member.__table__, len(member_rows))
+        member_ids = allocate_ids(conn, table_of(Member), len(member_rows))
         if member_rows:
             for row, member_id in zip(member_rows, member_ids, strict=True):
                 row["id"] = member_id
@@ -167,7 +174,7 @@ class IdentityResolver:
         keys = list(new)
         owner = {k: joins[k] if k in joins else member_ids[new_member_for[k]] for k in keys}
         now = utcnow()
-        identity_ids = allocate_ids(conn, Identity.__table__, len(keys))
+        identity_ids = allocate_ids(conn, table_of(Identity), len(keys))
         identity_rows = [
             {
                 "id": identity_id,
@@ -210,7 +217,9 @@ class IdentityResolver:
             "updated_at": now,
         }
 
-    def _auto_merge_row(self, member_id: int, identity_id: int, record: ActivityRecord, now: object) -> dict[str, object]:
+    def _auto_merge_row(
+        self, member_id: int, identity_id: int, record: ActivityRecord, now: object
+    ) -> dict[str, object]:
         return {
             "workspace_id": self.workspace_id,
             "kind": AUTO_EMAIL,
@@ -235,15 +244,16 @@ class IdentityResolver:
             for part in chunks(wanted):
                 rows = conn.execute(
                     select(Organization.domain, Organization.id).where(
-                        Organization.workspace_id == self.workspace_id, in_values(conn, Organization.domain, part)
+                        Organization.workspace_id == self.workspace_id,
+                        in_values(conn, Organization.domain, part),
                     )
                 )
                 self.organizations.update({domain: org_id for domain, org_id in rows})
             missing = [d for d in wanted if d not in self.organizations]
             if missing:
                 now = utcnow()
-                new_ids = allocate_ids(conn, Organization.__table__, len(missing))
-                rows = [
+                new_ids = allocate_ids(conn, table_of(Organization), len(missing))
+                org_rows = [
                     {
                         "id": org_id,
                         "workspace_id": self.workspace_id,
@@ -254,7 +264,7 @@ class IdentityResolver:
                     }
                     for d, org_id in zip(missing, new_ids, strict=True)
                 ]
-                conn.execute(insert(Organization), rows)
+                conn.execute(insert(Organization), org_rows)
                 self.organizations.update(zip(missing, new_ids, strict=True))
                 self.stats.organizations_created += len(missing)
         return self.organizations

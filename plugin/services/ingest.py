@@ -22,7 +22,6 @@ from sqlalchemy import Connection, Engine
 
 from connectors.records import ActivityRecord
 from plugin.db.base import to_micros, utcnow
-from plugin.db.models import Activity
 from plugin.services.identity import IdentityResolver
 
 BATCH_SIZE = 5_000
@@ -90,8 +89,20 @@ class IngestReport:
 
 
 ACTIVITY_COLUMNS = (
-    "workspace_id", "source", "source_activity_id", "type", "occurred_at", "ingested_at", "member_id",
-    "identity_id", "channel", "title", "url", "text", "properties", "sentiment",
+    "workspace_id",
+    "source",
+    "source_activity_id",
+    "type",
+    "occurred_at",
+    "ingested_at",
+    "member_id",
+    "identity_id",
+    "channel",
+    "title",
+    "url",
+    "text",
+    "properties",
+    "sentiment",
 )
 
 
@@ -241,8 +252,20 @@ class Ingestor:
         dumps = orjson.dumps
         rows = [
             (
-                workspace_id, r.source, r.id, r.type, to_micros(r.occurred_at), now, member_id, identity_id,
-                r.channel, r.title, r.url, r.text, dumps(r.properties).decode(), r.sentiment,
+                workspace_id,
+                r.source,
+                r.id,
+                r.type,
+                to_micros(r.occurred_at),
+                now,
+                member_id,
+                identity_id,
+                r.channel,
+                r.title,
+                r.url,
+                r.text,
+                dumps(r.properties).decode(),
+                r.sentiment,
             )
             for r, (identity_id, member_id) in zip(records, owners, strict=True)
         ]

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from connectors.errors import InvalidRecord, NoActivity
-from plugin.services.ingest import IngestReport, Ingestor
+from plugin.services.ingest import Ingestor, IngestReport
 from plugin.services.readers import detect_format, expand_paths, read_file
 from plugin.services.suggestions import refresh_suggestions
 

@@ -45,21 +45,36 @@ def find_member(session: Session, workspace_id: int, ref: str) -> Member:
 
 def member_profile(session: Session, member: Member) -> dict[str, Any]:
     org = session.get(Organization, member.organization_id) if member.organization_id else None
-    identities = session.scalars(select(Identity).where(Identity.member_id == member.id).order_by(Identity.id)).all()
-    by_type = dict(
-        session.execute(
-            select(Activity.type, func.count()).where(Activity.member_id == member.id)
-            .group_by(Activity.type).order_by(func.count().desc())
-        ).tuples().all()
-    )
+    identities = session.scalars(
+        select(Identity).where(Identity.member_id == member.id).order_by(Identity.id)
+    ).all()
+    by_type: dict[str, int] = {
+        kind: n
+        for kind, n in session.execute(
+            select(Activity.type, func.count())
+            .where(Activity.member_id == member.id)
+            .group_by(Activity.type)
+            .order_by(func.count().desc())
+        )
+    }
     recent = session.scalars(
-        select(Activity).where(Activity.member_id == member.id).order_by(Activity.occurred_at.desc()).limit(RECENT)
+        select(Activity)
+        .where(Activity.member_id == member.id)
+        .order_by(Activity.occurred_at.desc())
+        .limit(RECENT)
     ).all()
     consents: dict[str, dict[str, Any]] = {}
-    for row in session.scalars(select(Consent).where(Consent.member_id == member.id).order_by(Consent.recorded_at)):
-        consents[row.purpose] = {"granted": row.granted, "recorded_at": row.recorded_at.isoformat(), "source": row.source}
+    for row in session.scalars(
+        select(Consent).where(Consent.member_id == member.id).order_by(Consent.recorded_at)
+    ):
+        consents[row.purpose] = {
+            "granted": row.granted,
+            "recorded_at": row.recorded_at.isoformat(),
+            "source": row.source,
+        }
     log = session.scalars(
-        select(MergeLog).where(or_(MergeLog.target_member_id == member.id, MergeLog.source_member_id == member.id))
+        select(MergeLog)
+        .where(or_(MergeLog.target_member_id == member.id, MergeLog.source_member_id == member.id))
         .order_by(MergeLog.id)
     ).all()
     return {
@@ -71,21 +86,40 @@ def member_profile(session: Session, member: Member) -> dict[str, Any]:
         "title": member.title,
         "organization": {"id": org.id, "name": org.name, "domain": org.domain} if org else None,
         "identities": [
-            {"id": i.id, "source": i.source, "source_user_id": i.source_user_id, "handle": i.handle,
-             "email": i.email, "verified": i.verified, "name": i.name}
+            {
+                "id": i.id,
+                "source": i.source,
+                "source_user_id": i.source_user_id,
+                "handle": i.handle,
+                "email": i.email,
+                "verified": i.verified,
+                "name": i.name,
+            }
             for i in identities
         ],
         "activities": {"total": sum(by_type.values()), "by_type": by_type},
         "recent_activities": [
-            {"source": a.source, "type": a.type, "occurred_at": a.occurred_at.isoformat(), "title": a.title,
-             "url": a.url}
+            {
+                "source": a.source,
+                "type": a.type,
+                "occurred_at": a.occurred_at.isoformat(),
+                "title": a.title,
+                "url": a.url,
+            }
             for a in recent
         ],
         "consents": consents,
         "merge_log": [
-            {"id": e.id, "kind": e.kind, "target_member_id": e.target_member_id,
-             "source_member_id": e.source_member_id, "identity_ids": e.identity_ids, "reason": e.reason,
-             "created_at": e.created_at.isoformat(), "undone": e.undone_at is not None}
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "target_member_id": e.target_member_id,
+                "source_member_id": e.source_member_id,
+                "identity_ids": e.identity_ids,
+                "reason": e.reason,
+                "created_at": e.created_at.isoformat(),
+                "undone": e.undone_at is not None,
+            }
             for e in log
         ],
     }

@@ -24,7 +24,9 @@ FILLABLE = ("display_name", "primary_email", "locale", "lifecycle_stage", "title
 def live_member(session: Session, workspace_id: int, member_id: int) -> Member:
     member = session.get(Member, member_id)
     if member is None or member.workspace_id != workspace_id:
-        raise NotFound(f"no member {member_id} in this workspace", hint="find ids with `flywheel members show EMAIL`")
+        raise NotFound(
+            f"no member {member_id} in this workspace", hint="find ids with `flywheel members show EMAIL`"
+        )
     if member.merged_into_id is not None:
         raise ValidationFailed(
             f"member {member_id} was merged into {member.merged_into_id}",
@@ -56,20 +58,32 @@ def _decide_suggestion(session: Session, workspace_id: int, a: int, b: int, stat
         )
     )
     if row is None:
-        session.add(MergeSuggestion(workspace_id=workspace_id, member_a_id=low, member_b_id=high,
-                                    confidence=1.0 if status == "accepted" else 0.0, evidence=[], status=status))
+        session.add(
+            MergeSuggestion(
+                workspace_id=workspace_id,
+                member_a_id=low,
+                member_b_id=high,
+                confidence=1.0 if status == "accepted" else 0.0,
+                evidence=[],
+                status=status,
+            )
+        )
     else:
         row.status = status
 
 
-def merge(session: Session, workspace_id: int, target_id: int, source_id: int, *, actor: str, reason: str) -> MergeLog:
+def merge(
+    session: Session, workspace_id: int, target_id: int, source_id: int, *, actor: str, reason: str
+) -> MergeLog:
     if target_id == source_id:
         raise ValidationFailed("a member cannot be merged into itself")
     target = live_member(session, workspace_id, target_id)
     source = live_member(session, workspace_id, source_id)
     identity_ids = sorted(session.scalars(select(Identity.id).where(Identity.member_id == source.id)))
     consent_ids = sorted(session.scalars(select(Consent.id).where(Consent.member_id == source.id)))
-    filled = [name for name in FILLABLE if getattr(target, name) is None and getattr(source, name) is not None]
+    filled = [
+        name for name in FILLABLE if getattr(target, name) is None and getattr(source, name) is not None
+    ]
     for name in filled:
         setattr(target, name, getattr(source, name))
     _move_identities(session, identity_ids, target.id)
@@ -78,9 +92,14 @@ def merge(session: Session, workspace_id: int, target_id: int, source_id: int, *
         session.execute(update(Consent).where(Consent.id.in_(consent_ids)).values(member_id=target.id))
     source.merged_into_id = target.id
     entry = MergeLog(
-        workspace_id=workspace_id, kind=MERGE, target_member_id=target.id, source_member_id=source.id,
-        identity_ids=identity_ids, filled_fields={"fields": filled, "consents": consent_ids},
-        reason=reason, actor=actor,
+        workspace_id=workspace_id,
+        kind=MERGE,
+        target_member_id=target.id,
+        source_member_id=source.id,
+        identity_ids=identity_ids,
+        filled_fields={"fields": filled, "consents": consent_ids},
+        reason=reason,
+        actor=actor,
     )
     session.add(entry)
     _decide_suggestion(session, workspace_id, target.id, source.id, "accepted")
@@ -91,14 +110,23 @@ def merge(session: Session, workspace_id: int, target_id: int, source_id: int, *
 def split(session: Session, workspace_id: int, identity_id: int, *, actor: str, reason: str) -> MergeLog:
     identity = session.get(Identity, identity_id)
     if identity is None or identity.workspace_id != workspace_id:
-        raise NotFound(f"no identity {identity_id} in this workspace", hint="`flywheel members show` lists them")
+        raise NotFound(
+            f"no identity {identity_id} in this workspace", hint="`flywheel members show` lists them"
+        )
     owner = live_member(session, workspace_id, identity.member_id)
-    others = session.scalar(select(Identity.id).where(Identity.member_id == owner.id, Identity.id != identity.id))
+    others = session.scalar(
+        select(Identity.id).where(Identity.member_id == owner.id, Identity.id != identity.id)
+    )
     if others is None:
-        raise ValidationFailed(f"identity {identity_id} is member {owner.id}'s only identity; nothing to split")
+        raise ValidationFailed(
+            f"identity {identity_id} is member {owner.id}'s only identity; nothing to split"
+        )
     newcomer = Member(
-        workspace_id=workspace_id, display_name=identity.name or identity.handle, primary_email=identity.email,
-        locale=owner.locale, organization_id=owner.organization_id,
+        workspace_id=workspace_id,
+        display_name=identity.name or identity.handle,
+        primary_email=identity.email,
+        locale=owner.locale,
+        organization_id=owner.organization_id,
     )
     session.add(newcomer)
     session.flush()
@@ -109,8 +137,14 @@ def split(session: Session, workspace_id: int, identity_id: int, *, actor: str, 
         )
         owner.primary_email = remaining
     entry = MergeLog(
-        workspace_id=workspace_id, kind=SPLIT, target_member_id=owner.id, source_member_id=newcomer.id,
-        identity_ids=[identity.id], filled_fields={}, reason=reason, actor=actor,
+        workspace_id=workspace_id,
+        kind=SPLIT,
+        target_member_id=owner.id,
+        source_member_id=newcomer.id,
+        identity_ids=[identity.id],
+        filled_fields={},
+        reason=reason,
+        actor=actor,
     )
     session.add(entry)
     _decide_suggestion(session, workspace_id, owner.id, newcomer.id, "dismissed")
@@ -121,16 +155,29 @@ def split(session: Session, workspace_id: int, identity_id: int, *, actor: str, 
 def undo(session: Session, workspace_id: int, entry_id: int, *, actor: str) -> MergeLog:
     entry = session.get(MergeLog, entry_id)
     if entry is None or entry.workspace_id != workspace_id:
-        raise NotFound(f"no merge-log entry {entry_id}", hint="`flywheel members show MEMBER` lists its entries")
+        raise NotFound(
+            f"no merge-log entry {entry_id}", hint="`flywheel members show MEMBER` lists its entries"
+        )
     if entry.undone_at is not None:
         raise ValidationFailed(f"merge-log entry {entry_id} was already undone")
     if entry.kind == AUTO_EMAIL:
-        result = split(session, workspace_id, entry.identity_ids[0], actor=actor,
-                       reason=f"undo of automatic merge {entry.id}")
+        result = split(
+            session,
+            workspace_id,
+            entry.identity_ids[0],
+            actor=actor,
+            reason=f"undo of automatic merge {entry.id}",
+        )
     elif entry.kind == SPLIT:
         assert entry.source_member_id is not None
-        result = merge(session, workspace_id, entry.target_member_id, entry.source_member_id, actor=actor,
-                       reason=f"undo of split {entry.id}")
+        result = merge(
+            session,
+            workspace_id,
+            entry.target_member_id,
+            entry.source_member_id,
+            actor=actor,
+            reason=f"undo of split {entry.id}",
+        )
     else:
         result = _undo_merge(session, workspace_id, entry, actor)
     entry.undone_at = utcnow()
@@ -153,8 +200,14 @@ def _undo_merge(session: Session, workspace_id: int, entry: MergeLog, actor: str
             setattr(target, name, None)
     source.merged_into_id = None
     result = MergeLog(
-        workspace_id=workspace_id, kind=SPLIT, target_member_id=target.id, source_member_id=source.id,
-        identity_ids=list(entry.identity_ids), filled_fields={}, reason=f"undo of merge {entry.id}", actor=actor,
+        workspace_id=workspace_id,
+        kind=SPLIT,
+        target_member_id=target.id,
+        source_member_id=source.id,
+        identity_ids=list(entry.identity_ids),
+        filled_fields={},
+        reason=f"undo of merge {entry.id}",
+        actor=actor,
     )
     session.add(result)
     _decide_suggestion(session, workspace_id, target.id, source.id, "dismissed")

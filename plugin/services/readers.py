@@ -88,7 +88,7 @@ def _unflatten(row: Mapping[str, str | None]) -> dict[str, Any] | InvalidRecord:
         try:
             record["properties"] = orjson.loads(record["properties"])
         except orjson.JSONDecodeError:
-            return InvalidRecord("properties", "must be a JSON object, e.g. {\"nps\": 9}")
+            return InvalidRecord("properties", 'must be a JSON object, e.g. {"nps": 9}')
     if "sentiment" in record:
         try:
             record["sentiment"] = float(record["sentiment"])
@@ -123,7 +123,7 @@ def _github(obj: Mapping[str, Any], event_hint: str | None) -> list[ActivityReco
     if "payload" in obj and ("event" in obj or "X-GitHub-Event" in obj):
         event = obj.get("event") or obj.get("X-GitHub-Event")
         if not isinstance(event, str):
-            raise InvalidRecord("event", "must name the X-GitHub-Event, e.g. \"issues\"")
+            raise InvalidRecord("event", 'must name the X-GitHub-Event, e.g. "issues"')
         payload, delivery = obj["payload"], obj.get("delivery")
         if not isinstance(payload, Mapping):
             raise InvalidRecord("payload", "must be a JSON object")
@@ -184,8 +184,10 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and p.suffix.lower() in (".json", ".jsonl", ".ndjson", ".csv")
             )
         else:

@@ -29,8 +29,11 @@ class WorkspaceStatus:
 
 
 def _count(conn: Any, model: Any, workspace_id: int, *where: Any) -> int:
-    return int(conn.execute(select(func.count()).select_from(model).where(
-        model.workspace_id == workspace_id, *where)).scalar_one())
+    return int(
+        conn.execute(
+            select(func.count()).select_from(model).where(model.workspace_id == workspace_id, *where)
+        ).scalar_one()
+    )
 
 
 def workspace_status(engine: Engine, workspace: Workspace) -> WorkspaceStatus:
@@ -44,19 +47,31 @@ def workspace_status(engine: Engine, workspace: Workspace) -> WorkspaceStatus:
         status.merges = _count(conn, MergeLog, wid, MergeLog.undone_at.is_(None))
         status.open_suggestions = _count(conn, MergeSuggestion, wid, MergeSuggestion.status == "open")
         status.identities_by_source = {
-            source: int(n) for source, n in conn.execute(
-                select(Identity.source, func.count()).where(Identity.workspace_id == wid)
-                .group_by(Identity.source).order_by(Identity.source))
+            source: int(n)
+            for source, n in conn.execute(
+                select(Identity.source, func.count())
+                .where(Identity.workspace_id == wid)
+                .group_by(Identity.source)
+                .order_by(Identity.source)
+            )
         }
         status.activities_by_source = {
-            source: int(n) for source, n in conn.execute(
-                select(Activity.source, func.count()).where(Activity.workspace_id == wid)
-                .group_by(Activity.source).order_by(Activity.source))
+            source: int(n)
+            for source, n in conn.execute(
+                select(Activity.source, func.count())
+                .where(Activity.workspace_id == wid)
+                .group_by(Activity.source)
+                .order_by(Activity.source)
+            )
         }
         status.activities_by_type = {
-            kind: int(n) for kind, n in conn.execute(
-                select(Activity.type, func.count()).where(Activity.workspace_id == wid)
-                .group_by(Activity.type).order_by(func.count().desc()))
+            kind: int(n)
+            for kind, n in conn.execute(
+                select(Activity.type, func.count())
+                .where(Activity.workspace_id == wid)
+                .group_by(Activity.type)
+                .order_by(func.count().desc())
+            )
         }
         status.activities = sum(status.activities_by_source.values())
     return status

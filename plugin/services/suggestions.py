@@ -16,7 +16,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 
 from plugin.db.models import Identity, Member, MergeSuggestion
 
@@ -47,9 +47,9 @@ def find_candidates(engine: Engine, workspace_id: int) -> dict[tuple[int, int], 
     with engine.connect() as conn:
         live = select(Member.id).where(Member.workspace_id == workspace_id, Member.merged_into_id.is_(None))
         rows = conn.execute(
-            select(Identity.member_id, Identity.source, Identity.handle, Identity.email, Identity.verified).where(
-                Identity.workspace_id == workspace_id, Identity.member_id.in_(live)
-            )
+            select(
+                Identity.member_id, Identity.source, Identity.handle, Identity.email, Identity.verified
+            ).where(Identity.workspace_id == workspace_id, Identity.member_id.in_(live))
         )
         for member_id, source, handle, email, verified in rows:
             if handle:
@@ -67,7 +67,7 @@ def find_candidates(engine: Engine, workspace_id: int) -> dict[tuple[int, int], 
             )
         )
         for member_id, name, org_id in members:
-            if name:
+            if name and org_id is not None:
                 by_name_org[(_fold(name), org_id)].add(member_id)
     for handle, group in by_handle.items():
         if len(by_handle_sources[handle]) > 1:  # the same handle on one platform is one account
@@ -100,8 +100,11 @@ def refresh_suggestions(engine: Engine, workspace_id: int) -> int:
             (a, b): (sid, status, evidence)
             for sid, a, b, status, evidence in conn.execute(
                 select(
-                    MergeSuggestion.id, MergeSuggestion.member_a_id, MergeSuggestion.member_b_id,
-                    MergeSuggestion.status, MergeSuggestion.evidence,
+                    MergeSuggestion.id,
+                    MergeSuggestion.member_a_id,
+                    MergeSuggestion.member_b_id,
+                    MergeSuggestion.status,
+                    MergeSuggestion.evidence,
                 ).where(MergeSuggestion.workspace_id == workspace_id)
             )
         }
@@ -112,7 +115,7 @@ def refresh_suggestions(engine: Engine, workspace_id: int) -> int:
                 sid, status, stored = known[pair]
                 if status == "open" and stored != items:
                     conn.execute(
-                        MergeSuggestion.__table__.update()
+                        update(MergeSuggestion)
                         .where(MergeSuggestion.id == sid)
                         .values(evidence=items, confidence=confidence(items))
                     )
@@ -128,6 +131,6 @@ def refresh_suggestions(engine: Engine, workspace_id: int) -> int:
                 }
             )
         if new_rows:
-            conn.execute(MergeSuggestion.__table__.insert(), new_rows)
+            conn.execute(insert(MergeSuggestion), new_rows)
             opened = len(new_rows)
     return opened

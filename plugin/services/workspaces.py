@@ -14,7 +14,7 @@ from plugin.db.models import ApiToken, Workspace
 from plugin.db.models.workspace import ROLES
 from plugin.errors import NotFound, ValidationFailed
 
-TOKEN_PREFIX = "fw_"
+TOKEN_PREFIX = "fw_"  # noqa: S105 (a visible prefix so leaked tokens are recognisable, not a secret)
 
 
 def get_workspace(session: Session, slug: str) -> Workspace:

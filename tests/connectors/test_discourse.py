@@ -69,8 +69,9 @@ def test_every_fixture_yields_records_or_a_reason() -> None:
         "post_created/first_post.json": ["post"],
         "post_created/reply.json": ["reply"],
         "post_edited/reply.json": "post_edited: edits are not new activity",
-        "topic_created/topic.json":
-            "topic_created is counted from the topic's first post (post_created, post_number 1)",
+        "topic_created/topic.json": (
+            "topic_created is counted from the topic's first post (post_created, post_number 1)"
+        ),
         "user_created/user.json": ["member_joined"],
     }
 
@@ -86,8 +87,13 @@ def test_first_post_of_a_topic_is_a_post() -> None:
     assert record.title == "Rotating the webhook secret"
     assert record.url == "https://forum.example.com/t/rotating-the-webhook-secret/377/1"
     assert record.text == "How do I rotate the webhook secret?"
-    assert record.properties == {"topic_id": 377, "post_id": 4821, "post_number": 1, "category_id": 5,
-                                 "instance": INSTANCE}
+    assert record.properties == {
+        "topic_id": 377,
+        "post_id": 4821,
+        "post_number": 1,
+        "category_id": 5,
+        "instance": INSTANCE,
+    }
 
 
 def test_later_post_is_a_reply() -> None:
@@ -103,8 +109,10 @@ def test_topic_created_is_not_counted_twice() -> None:
     assert "post_created" in reason  # the first post carries the new topic
 
 
-@pytest.mark.parametrize(("event", "name"), [("post_edited", "post_edited/reply.json"),
-                                             ("topic_edited", "topic_created/topic.json")])
+@pytest.mark.parametrize(
+    ("event", "name"),
+    [("post_edited", "post_edited/reply.json"), ("topic_edited", "topic_created/topic.json")],
+)
 def test_edits_are_not_activity(event: str, name: str) -> None:
     assert no_activity(event, load(name)) == f"{event}: edits are not new activity"
 
@@ -150,12 +158,15 @@ def test_ping() -> None:
     assert no_activity("ping", load("ping/ping.json")) == "ping carries no activity"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"topic_archetype": "private_message"}, "private message"),
-    ({"post_type": 3}, "non-regular post"),
-    ({"user_id": -1, "username": "system"}, "system account"),
-    ({"deleted_at": "2026-01-12T11:00:00.000Z"}, "deleted post"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"topic_archetype": "private_message"}, "private message"),
+        ({"post_type": 3}, "non-regular post"),
+        ({"user_id": -1, "username": "system"}, "system account"),
+        ({"deleted_at": "2026-01-12T11:00:00.000Z"}, "deleted post"),
+    ],
+)
 def test_posts_that_are_not_community_activity(change: dict[str, Any], expected: str) -> None:
     body = load("post_created/reply.json")
     body["post"].update(change)
@@ -166,7 +177,8 @@ def test_urls_depend_on_the_instance_header() -> None:
     body = load("post_created/reply.json")
     assert parse("post_created", body, instance=None).url is None
     assert parse("post_created", body, instance="https://forum.example.com/").url == (
-        "https://forum.example.com/t/rotating-the-webhook-secret/377/2")
+        "https://forum.example.com/t/rotating-the-webhook-secret/377/2"
+    )
     del body["post"]["post_url"]  # older Discourse versions: built from slug, topic id and post number
     assert parse("post_created", body).url == "https://forum.example.com/t/rotating-the-webhook-secret/377/2"
     assert parse("post_created", body, instance="not a url").url is None
@@ -201,8 +213,11 @@ def test_invalid_payloads_name_the_field() -> None:
     assert invalid("post_created", "post") == "payload"
     assert invalid("post_created", {"topic": {}}) == "payload.post"
     assert invalid("post_created", {"post": []}) == "payload.post"
-    for key, field in [("user_id", "payload.post.user_id"), ("id", "payload.post.id"),
-                       ("created_at", "payload.post.created_at")]:
+    for key, field in [
+        ("user_id", "payload.post.user_id"),
+        ("id", "payload.post.id"),
+        ("created_at", "payload.post.created_at"),
+    ]:
         broken = copy.deepcopy(body)
         broken["post"][key] = "soon" if key == "created_at" else None
         assert invalid("post_created", broken) == field
@@ -214,15 +229,55 @@ def test_invalid_payloads_name_the_field() -> None:
 
 # -- fuzzing: only records, NoActivity or InvalidRecord ever come out ----------------------------------
 
-EVENTS = st.sampled_from(["post_created", "accepted_solution", "user_created", "topic_created", "ping",
-                          "post_edited", "user_updated"]) | st.text(max_size=8)
-KEYS = st.sampled_from(["post", "solved", "user", "topic", "id", "user_id", "username", "name", "email",
-                        "created_at", "post_number", "post_type", "topic_archetype", "raw", "post_url",
-                        "category_id", "category_slug", "staged", "locale"])
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-           | st.sampled_from(["2026-01-12T09:30:05.123Z", "/t/x/1/1", "private_message", "a@b.co"]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5), max_leaves=10)
+EVENTS = st.sampled_from(
+    [
+        "post_created",
+        "accepted_solution",
+        "user_created",
+        "topic_created",
+        "ping",
+        "post_edited",
+        "user_updated",
+    ]
+) | st.text(max_size=8)
+KEYS = st.sampled_from(
+    [
+        "post",
+        "solved",
+        "user",
+        "topic",
+        "id",
+        "user_id",
+        "username",
+        "name",
+        "email",
+        "created_at",
+        "post_number",
+        "post_type",
+        "topic_archetype",
+        "raw",
+        "post_url",
+        "category_id",
+        "category_slug",
+        "staged",
+        "locale",
+    ]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["2026-01-12T09:30:05.123Z", "/t/x/1/1", "private_message", "a@b.co"])
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=10,
+)
 EXAMPLES = [(p.parent.name, json.loads(p.read_text())) for p in FILES]
 
 

@@ -58,6 +58,7 @@ def invalid(event: str, payload: Any) -> str:
 
 # -- every shared example file -------------------------------------------------------------------------
 
+
 def test_every_example_yields_records_or_a_reason() -> None:
     produced, skipped = {}, {}
     for path in FILES:
@@ -70,8 +71,20 @@ def test_every_example_yields_records_or_a_reason() -> None:
     assert len(produced) + len(skipped) == len(FILES) == 114
     assert len(produced) >= 25
     kinds = {r.type for records in produced.values() for r in records}
-    assert kinds == {"issue_opened", "comment", "pr_opened", "pr_review", "post", "reply", "answer_accepted",
-                     "star", "fork", "release", "member_joined", "sponsorship"}
+    assert kinds == {
+        "issue_opened",
+        "comment",
+        "pr_opened",
+        "pr_review",
+        "post",
+        "reply",
+        "answer_accepted",
+        "star",
+        "fork",
+        "release",
+        "member_joined",
+        "sponsorship",
+    }
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -91,6 +104,7 @@ def test_infer_event_refuses_unknown_shapes(payload: dict[str, Any]) -> None:
 
 
 # -- key mappings --------------------------------------------------------------------------------------
+
 
 def test_issue_opened() -> None:
     record = parse("issues/opened.payload.json", delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958")
@@ -152,8 +166,11 @@ def test_pull_request_opened_with_null_body() -> None:
 
 def test_merged_pull_request_is_credited_to_its_author() -> None:
     payload = load("pull_request/closed.payload.json")  # the example is closed unmerged: make it merged
-    payload["pull_request"].update(merged=True, merged_at="2019-05-15T16:00:00Z",
-                                   merged_by={"login": "octomerger", "id": 99, "type": "User"})
+    payload["pull_request"].update(
+        merged=True,
+        merged_at="2019-05-15T16:00:00Z",
+        merged_by={"login": "octomerger", "id": 99, "type": "User"},
+    )
     payload["sender"] = payload["pull_request"]["merged_by"]
     record = check(parse_github("pull_request", payload, "d-1")[0])
     assert (record.type, record.id) == ("pr_merged", "pr:279147437:merged")
@@ -165,7 +182,8 @@ def test_merged_pull_request_is_credited_to_its_author() -> None:
 
 def test_closed_unmerged_pull_request_is_no_activity() -> None:
     assert no_activity("pull_request", load("pull_request/closed.payload.json")) == (
-        "pull_request.closed without a merge is not community activity")
+        "pull_request.closed without a merge is not community activity"
+    )
 
 
 def test_review_and_review_comment() -> None:
@@ -255,9 +273,14 @@ def test_ping(name: str) -> None:
     assert no_activity("ping", load(name)) == "ping carries no activity"
 
 
-@pytest.mark.parametrize(("name", "action"), [("issues/labeled.payload.json", "labeled"),
-                                              ("issues/assigned.payload.json", "assigned"),
-                                              ("pull_request/synchronize.payload.json", "synchronize")])
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("issues/labeled.payload.json", "labeled"),
+        ("issues/assigned.payload.json", "assigned"),
+        ("pull_request/synchronize.payload.json", "synchronize"),
+    ],
+)
 def test_maintenance_actions(name: str, action: str) -> None:
     event = name.split("/")[0]
     reason = no_activity(event, load(name))
@@ -336,14 +359,58 @@ def test_payload_is_not_mutated() -> None:
 
 # -- fuzzing: only records, NoActivity or InvalidRecord ever come out ----------------------------------
 
-KEYS = st.sampled_from(["action", "id", "user", "login", "type", "created_at", "issue", "comment", "sender",
-                        "repository", "pull_request", "merged", "answer", "discussion", "release", "forkee",
-                        "sponsorship", "starred_at", "updated_at", "email", "body", "labels", "reactions"])
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-           | st.sampled_from(["opened", "closed", "created", "2019-05-15T15:20:18Z", "Bot",
-                              "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(KEYS | st.text(max_size=6), inner, max_size=4), max_leaves=10)
+KEYS = st.sampled_from(
+    [
+        "action",
+        "id",
+        "user",
+        "login",
+        "type",
+        "created_at",
+        "issue",
+        "comment",
+        "sender",
+        "repository",
+        "pull_request",
+        "merged",
+        "answer",
+        "discussion",
+        "release",
+        "forkee",
+        "sponsorship",
+        "starred_at",
+        "updated_at",
+        "email",
+        "body",
+        "labels",
+        "reactions",
+    ]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "opened",
+            "closed",
+            "created",
+            "2019-05-15T15:20:18Z",
+            "Bot",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+        ]
+    )
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
 EXAMPLES = [(p.parent.name, json.loads(p.read_text())) for p in FILES]
 
 

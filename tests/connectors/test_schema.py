@@ -25,7 +25,14 @@ EXAMPLES = [
     if line.strip()
 ]
 MEMBER_FIELDS = (
-    "email", "name", "handle", "source_user_id", "locale", "lifecycle_stage", "title", "company",
+    "email",
+    "name",
+    "handle",
+    "source_user_id",
+    "locale",
+    "lifecycle_stage",
+    "title",
+    "company",
     "email_verified",
 )
 
@@ -114,8 +121,17 @@ def test_csv_example_is_the_jsonl_example_flattened() -> None:
     with (SCHEMA_DIR / "examples" / "activities.csv").open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         assert reader.fieldnames == [
-            "source", "id", "type", "occurred_at", *(f"member_{k}" for k in MEMBER_FIELDS),
-            "channel", "title", "url", "text", "properties", "sentiment",
+            "source",
+            "id",
+            "type",
+            "occurred_at",
+            *(f"member_{k}" for k in MEMBER_FIELDS),
+            "channel",
+            "title",
+            "url",
+            "text",
+            "properties",
+            "sentiment",
         ]
         rows = [unflatten(row) for row in reader]
     assert len(rows) == len(EXAMPLES)
@@ -213,8 +229,14 @@ ALSO_GOOD = {
     "space separator": with_("occurred_at", "2026-01-31 09:00:00Z"),
     "leap day in a leap year": with_("occurred_at", "2028-02-29T09:00:00Z"),
     "nulls everywhere optional": {
-        **GOOD, "channel": None, "title": None, "url": None, "text": None, "properties": None,
-        "sentiment": None, "member": {"email": "noa@example.com", "name": None, "email_verified": None},
+        **GOOD,
+        "channel": None,
+        "title": None,
+        "url": None,
+        "text": None,
+        "properties": None,
+        "sentiment": None,
+        "member": {"email": "noa@example.com", "name": None, "email_verified": None},
     },
     "empty strings": {**GOOD, "channel": "", "title": "", "member": {"handle": "n", "lifecycle_stage": ""}},
     "sentiment bounds": with_("sentiment", -1),
@@ -333,13 +355,46 @@ def test_generated_records_round_trip_and_agree(record: dict[str, Any]) -> None:
     assert parsed.occurred_at == datetime.fromisoformat(record["occurred_at"]).astimezone(UTC)
 
 
-FIELDS = ["source", "id", "type", "occurred_at", "channel", "title", "url", "text", "properties", "sentiment",
-          "member", *(f"member.{key}" for key in MEMBER_FIELDS)]
+FIELDS = [
+    "source",
+    "id",
+    "type",
+    "occurred_at",
+    "channel",
+    "title",
+    "url",
+    "text",
+    "properties",
+    "sentiment",
+    "member",
+    *(f"member.{key}" for key in MEMBER_FIELDS),
+]
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 3, allow_nan=False), st.text(max_size=6),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    st.sampled_from(["", " ", "a@b.co", " A@B.CO ", "a@b", "@b.co", "a b@c.d", "\t@b.co", "x\n", "reply",
-                     "customer", "2026-01-31T09:00:00Z", "2026-01-31T09:00:00", "2026-02-30T09:00:00Z"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(-3, 3, allow_nan=False),
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "a@b.co",
+            " A@B.CO ",
+            "a@b",
+            "@b.co",
+            "a b@c.d",
+            "\t@b.co",
+            "x\n",
+            "reply",
+            "customer",
+            "2026-01-31T09:00:00Z",
+            "2026-01-31T09:00:00",
+            "2026-02-30T09:00:00Z",
+        ]
+    ),
 )
 
 

@@ -72,8 +72,11 @@ def test_plain_message_is_a_post() -> None:
     assert record.occurred_at == datetime(2026, 1, 12, 9, 30, 5, 4200, tzinfo=UTC)
     assert record.channel == "C0COMMUNITY"
     assert record.text == "Has anyone wired the CRM sync to HubSpot yet?"
-    assert record.properties == {"event_id": "Ev0MSG000001", "ts": "1768210205.004200",
-                                 "channel_type": "channel"}
+    assert record.properties == {
+        "event_id": "Ev0MSG000001",
+        "ts": "1768210205.004200",
+        "channel_type": "channel",
+    }
 
 
 def test_thread_parent_is_a_post_and_reply_is_a_reply() -> None:
@@ -93,15 +96,18 @@ def test_retried_event_gets_the_same_id() -> None:
     assert parse(body).id == parse(retry).id
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("message/bot_message.json", "message from a bot is not community activity"),
-    ("message/message_changed.json", "message_changed: edits are not new activity"),
-    ("message/message_deleted.json", "message_deleted: deletions are not activity"),
-    ("message/channel_join.json", "channel_join is counted from member_joined_channel"),
-    ("message/direct_message.json", "message in a private conversation (im) is not community activity"),
-    ("app_mention/mention.json", "app_mention events carry no community activity"),
-    ("url_verification/challenge.json", "url_verification is a handshake, not activity"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("message/bot_message.json", "message from a bot is not community activity"),
+        ("message/message_changed.json", "message_changed: edits are not new activity"),
+        ("message/message_deleted.json", "message_deleted: deletions are not activity"),
+        ("message/channel_join.json", "channel_join is counted from member_joined_channel"),
+        ("message/direct_message.json", "message in a private conversation (im) is not community activity"),
+        ("app_mention/mention.json", "app_mention events carry no community activity"),
+        ("url_verification/challenge.json", "url_verification is a handshake, not activity"),
+    ],
+)
 def test_not_community_activity(name: str, expected: str) -> None:
     assert no_activity(load(name)) == expected
 
@@ -114,7 +120,8 @@ def test_other_subtypes_and_app_messages() -> None:
     body["event"]["bot_id"] = "B0APP000001"  # an app posting as a user: no subtype, but a bot_id
     assert no_activity(body) == "message from an app or bot is not community activity"
     assert no_activity({"type": "app_rate_limited", "team_id": "T0FLYWHEEL"}) == (
-        "app_rate_limited bodies carry no community activity")
+        "app_rate_limited bodies carry no community activity"
+    )
 
 
 def test_reaction_is_credited_to_the_reacting_user() -> None:
@@ -124,8 +131,12 @@ def test_reaction_is_credited_to_the_reacting_user() -> None:
     assert record.member.source_user_id == "U0LINUS0001"
     assert record.occurred_at == datetime(2026, 1, 12, 9, 42, 30, 600, tzinfo=UTC)
     assert record.channel == "C0COMMUNITY"
-    assert record.properties == {"reaction": "thumbsup", "item_user": "U0GRACE0001",
-                                 "item_ts": "1768210391.118900", "event_id": "Ev0REACT0001"}
+    assert record.properties == {
+        "reaction": "thumbsup",
+        "item_user": "U0GRACE0001",
+        "item_ts": "1768210391.118900",
+        "event_id": "Ev0REACT0001",
+    }
 
 
 def test_reaction_id_is_stable_across_event_ids() -> None:
@@ -199,14 +210,53 @@ def test_ts_keeps_microseconds(seconds: int, micros: int) -> None:
 
 # -- fuzzing: only records, NoActivity or InvalidRecord ever come out ----------------------------------
 
-KEYS = st.sampled_from(["type", "team_id", "event", "event_id", "event_time", "user", "channel", "ts",
-                        "text", "thread_ts", "subtype", "bot_id", "item", "reaction", "event_ts",
-                        "channel_type", "file"])
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-           | st.sampled_from(["event_callback", "message", "reaction_added", "member_joined_channel",
-                              "1768210205.004200", "99999999999.999999", "im", "thread_broadcast"]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5), max_leaves=10)
+KEYS = st.sampled_from(
+    [
+        "type",
+        "team_id",
+        "event",
+        "event_id",
+        "event_time",
+        "user",
+        "channel",
+        "ts",
+        "text",
+        "thread_ts",
+        "subtype",
+        "bot_id",
+        "item",
+        "reaction",
+        "event_ts",
+        "channel_type",
+        "file",
+    ]
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "event_callback",
+            "message",
+            "reaction_added",
+            "member_joined_channel",
+            "1768210205.004200",
+            "99999999999.999999",
+            "im",
+            "thread_broadcast",
+        ]
+    )
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=10,
+)
 EXAMPLES = [json.loads(p.read_text()) for p in FILES]
 
 

@@ -82,8 +82,15 @@ def test_same_seed_gives_the_same_world_in_a_fresh_process(world: World) -> None
     """No dependence on hash randomisation, import order or anything else process-wide."""
     assert DemoConfig(members=300, activities=5000) == SMALL
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == digest(world)
 
 
@@ -131,8 +138,15 @@ def test_every_source_and_type_of_the_mix_appears(records: list[dict[str, Any]])
     kinds = {(r["source"], r["type"]) for r in records}
     expected = {
         "github": {"issue_opened", "comment", "pr_opened", "pr_merged", "pr_review", "star", "fork"},
-        "discourse": {"post", "reply", "answer", "answer_accepted", "reaction", "support_question",
-                      "feature_request"},
+        "discourse": {
+            "post",
+            "reply",
+            "answer",
+            "answer_accepted",
+            "reaction",
+            "support_question",
+            "feature_request",
+        },
         "slack": {"post", "reply", "reaction", "member_joined"},
         "events": {"event_registered", "event_attended"},
         "reviews": {"review"},
@@ -279,10 +293,19 @@ def test_write_jsonl(tmp_path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def test_the_generator_needs_neither_flask_nor_a_database() -> None:
-    code = ("import sys, plugin.demo.community; "
-            "print(sorted(m for m in ('flask', 'sqlalchemy', 'psycopg') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, check=True, timeout=60)
+    code = (
+        "import sys, plugin.demo.community; "
+        "print(sorted(m for m in ('flask', 'sqlalchemy', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "[]"
 
 

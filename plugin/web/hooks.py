@@ -1,0 +1,252 @@
+"""Inbound webhook receivers: verify, de-duplicate, parse, store.
+
+Each platform's request is checked in this order, so a forged request learns nothing and costs
+little: size (413, by Flask's MAX_CONTENT_LENGTH), signature over the raw bytes (401), delivery id
+already seen (200, nothing stored), body (400 not JSON, 422 a field is wrong), then store.
+The workspace is named by ``?workspace=SLUG`` (default: the default workspace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connectors.errors import InvalidRecord, NoActivity, SignatureError
+from connectors.records import ActivityRecord, parse_record
+from connectors.sources import signatures
+from connectors.sources.discourse import parse_discourse
+from connectors.sources.github import parse_github
+from connectors.sources.slack import parse_slack, slack_challenge
+from plugin.db.base import utcnow
+from plugin.db.models import InboundDelivery, Workspace
+from plugin.errors import AuthError, FlywheelError
+from plugin.services.hook_secrets import check_source, get_hook_secret
+from plugin.services.ingest import Ingestor
+from plugin.settings import Settings
+from plugin.web.app import problem
+
+hooks_bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+MAX_GENERIC_RECORDS = 1_000
+
+
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["flywheel.engine"]
+    return engine
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["flywheel.settings"]
+    return settings
+
+
+def _now() -> datetime:
+    clock: Callable[[], datetime] = current_app.extensions["flywheel.clock"]
+    return clock()
+
+
+def _secret(source: str) -> tuple[int, str]:
+    slug = request.args.get("workspace") or _settings().default_workspace
+    with Session(_engine()) as session:
+        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == slug))
+        if workspace_id is None:
+            raise AuthError("signature cannot be verified")  # never reveal which workspaces exist
+        return workspace_id, get_hook_secret(session, _settings(), workspace_id, source)
+
+
+def _seen(workspace_id: int, source: str, delivery_id: str | None) -> bool:
+    if not delivery_id:
+        return False
+    with Session(_engine()) as session:
+        return (
+            session.scalar(
+                select(InboundDelivery.id).where(
+                    InboundDelivery.workspace_id == workspace_id,
+                    InboundDelivery.source == source,
+                    InboundDelivery.delivery_id == delivery_id,
+                )
+            )
+            is not None
+        )
+
+
+def _remember(
+    workspace_id: int, source: str, delivery_id: str | None, event: str | None, stored: int
+) -> None:
+    if not delivery_id:
+        return
+    engine = _engine()
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    with engine.begin() as conn:
+        conn.execute(
+            dialect_insert(InboundDelivery)
+            .values(
+                workspace_id=workspace_id,
+                source=source,
+                delivery_id=delivery_id[:255],
+                event=event,
+                activities_stored=stored,
+                received_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id", "source", "delivery_id"])
+        )
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord("body", f"not valid JSON ({exc.msg})") from None
+
+
+def _receive(
+    source: str,
+    verify: Callable[[str, bytes], None],
+    delivery_id: str | None,
+    event: str | None,
+    parse: Callable[[Any], list[ActivityRecord]],
+) -> Any:
+    body = request.get_data(cache=True)
+    try:
+        workspace_id, secret = _secret(source)
+        verify(secret, body)
+    except (SignatureError, AuthError) as exc:
+        return problem(
+            401, "Signature cannot be verified", str(exc) if isinstance(exc, SignatureError) else None
+        )
+    if _seen(workspace_id, source, delivery_id):
+        return jsonify({"status": "duplicate", "stored": 0})
+    try:
+        records = parse(_json_body(body))
+    except NoActivity as exc:
+        _remember(workspace_id, source, delivery_id, event, 0)
+        return jsonify({"status": "ignored", "reason": exc.reason, "stored": 0})
+    except InvalidRecord as exc:
+        status = 400 if exc.field == "body" else 422
+        return problem(status, "Malformed payload", str(exc), errors={exc.field: exc.reason})
+    with Ingestor(_engine(), workspace_id) as ingestor:
+        ingestor.add_many(records)
+    report = ingestor.report
+    _remember(workspace_id, source, delivery_id, event, report.stored)
+    return jsonify({"status": "stored", "stored": report.stored, "duplicates": report.duplicates})
+
+
+def _mapping(obj: Any) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise InvalidRecord("body", "must be a JSON object")
+    return obj
+
+
+@hooks_bp.post("/github")
+def github() -> Any:
+    event = request.headers.get("X-GitHub-Event", "")
+    delivery = request.headers.get("X-GitHub-Delivery")
+    if not event:
+        return problem(400, "Missing header", "X-GitHub-Event names the event")
+    return _receive(
+        "github",
+        lambda secret, body: signatures.verify_github(
+            secret, body, request.headers.get("X-Hub-Signature-256")
+        ),
+        delivery,
+        event,
+        lambda obj: parse_github(event, _mapping(obj), delivery),
+    )
+
+
+@hooks_bp.post("/discourse")
+def discourse() -> Any:
+    event = request.headers.get("X-Discourse-Event", "")
+    instance = request.headers.get("X-Discourse-Instance")
+    if not event:
+        return problem(400, "Missing header", "X-Discourse-Event names the event")
+    return _receive(
+        "discourse",
+        lambda secret, body: signatures.verify_discourse(
+            secret, body, request.headers.get("X-Discourse-Event-Signature")
+        ),
+        request.headers.get("X-Discourse-Event-Id"),
+        event,
+        lambda obj: parse_discourse(event, _mapping(obj), instance),
+    )
+
+
+def _verify_slack(secret: str, raw: bytes) -> None:
+    signatures.verify_slack(
+        secret,
+        raw,
+        request.headers.get("X-Slack-Request-Timestamp"),
+        request.headers.get("X-Slack-Signature"),
+        _now(),
+    )
+
+
+@hooks_bp.post("/slack")
+def slack() -> Any:
+    body = request.get_data(cache=True)
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        envelope = None
+    delivery = envelope.get("event_id") if isinstance(envelope, dict) else None
+    if isinstance(envelope, dict) and slack_challenge(envelope) is not None:
+        try:
+            _, secret = _secret("slack")
+            _verify_slack(secret, body)
+        except (SignatureError, AuthError) as exc:
+            detail = str(exc) if isinstance(exc, SignatureError) else None
+            return problem(401, "Signature cannot be verified", detail)
+        return jsonify({"challenge": slack_challenge(envelope)})
+    return _receive(
+        "slack",
+        _verify_slack,
+        delivery if isinstance(delivery, str) else None,
+        envelope.get("type") if isinstance(envelope, dict) else None,
+        lambda obj: parse_slack(_mapping(obj)),
+    )
+
+
+def _generic_records(source: str, obj: Any) -> list[ActivityRecord]:
+    items = obj.get("records") if isinstance(obj, dict) and "records" in obj else obj
+    items = items if isinstance(items, list) else [items]
+    if len(items) > MAX_GENERIC_RECORDS:
+        raise InvalidRecord("records", f"at most {MAX_GENERIC_RECORDS} records per request")
+    records = []
+    for index, item in enumerate(items):
+        try:
+            record = parse_record(item, default_source=source)
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"records[{index}].{exc.field}", exc.reason) from None
+        if record.source != source:
+            raise InvalidRecord(f"records[{index}].source", f"must be {source!r} on /hooks/generic/{source}")
+        records.append(record)
+    return records
+
+
+@hooks_bp.post("/generic/<source>")
+def generic(source: str) -> Any:
+    source = source.lower()
+    try:
+        check_source(f"generic:{source}")
+    except FlywheelError:
+        return problem(404, "Unknown source", "source names are letters, digits, '-' and '_'")
+    return _receive(
+        f"generic:{source}",
+        lambda secret, body: signatures.verify_standard_webhooks(
+            secret,
+            body,
+            request.headers.get("webhook-id"),
+            request.headers.get("webhook-timestamp"),
+            request.headers.get("webhook-signature"),
+            _now(),
+        ),
+        request.headers.get("webhook-id"),
+        "generic",
+        lambda obj: _generic_records(source, obj),
+    )

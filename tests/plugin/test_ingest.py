@@ -1,0 +1,116 @@
+"""Ingesting files: what is stored, what is refused and why, and that nothing is stored twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from plugin.db.models import Activity, Identity, Member, Organization
+from plugin.services.ingest_files import ingest_paths
+from tests.plugin.helpers import record, write_jsonl
+
+
+def count(engine: Engine, model: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_good_rows_stored_bad_rows_reported_with_line_and_reason(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            record("1"),
+            b"{not json",
+            record("2", kind="teleport"),
+            {**record("3"), "occurred_at": "2026-03-01T10:00:00"},
+            record("4", email="not-an-email"),
+            record("5"),
+        ],
+    )
+    report = ingest_paths(engine, workspace_id, [path])
+    assert (report.read, report.stored, report.invalid) == (6, 2, 4)
+    problems = {(p.line, p.field) for p in report.problems}
+    assert problems == {(2, "line"), (3, "type"), (4, "occurred_at"), (5, "member.email")}
+    assert all(p.file == str(path) for p in report.problems)
+    assert count(engine, Activity) == 2
+
+
+def test_reingesting_a_file_stores_nothing_new(engine: Engine, workspace_id: int, tmp_path: Path) -> None:
+    rows = [record(str(i), email=f"p{i % 7}@acme.io") for i in range(50)]
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    first = ingest_paths(engine, workspace_id, [path])
+    before = (count(engine, Activity), count(engine, Member), count(engine, Identity))
+    second = ingest_paths(engine, workspace_id, [path])
+    assert (first.stored, second.stored, second.duplicates) == (50, 0, 50)
+    assert (count(engine, Activity), count(engine, Member), count(engine, Identity)) == before == (50, 7, 7)
+
+
+def test_duplicates_inside_one_file_are_counted_once(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [record("1"), record("1"), record("2")])
+    report = ingest_paths(engine, workspace_id, [path])
+    assert (report.stored, report.duplicates) == (2, 1)
+
+
+def test_csv_uses_the_same_fields_flattened(engine: Engine, workspace_id: int, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "source,id,type,occurred_at,member_email,member_name,member_email_verified,properties,sentiment\n"
+        "surveys,s1,survey_response,2026-01-02T03:04:05+02:00,Dana@Acme.IO,Dana Levi,true,"
+        '"{""nps"": 9}",0.5\n'
+        "surveys,s2,survey_response,2026-01-02T03:04:05Z,x@acme.io,X,maybe,{},\n",
+        encoding="utf-8",
+    )
+    report = ingest_paths(engine, workspace_id, [path])
+    assert report.stored == 1
+    assert [(p.line, p.field) for p in report.problems] == [(3, "member_email_verified")]
+    with engine.connect() as conn:
+        props, sentiment, occurred = conn.execute(
+            select(Activity.properties, Activity.sentiment, Activity.occurred_at)
+        ).one()
+        email = conn.execute(select(Identity.email)).scalar_one()
+    assert props == {"nps": 9} and sentiment == 0.5
+    assert occurred.isoformat() == "2026-01-02T01:04:05+00:00"  # stored in UTC
+    assert email == "dana@acme.io"  # normalised
+
+
+def test_organizations_come_from_company_domains_only(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            record("1", email="ana@acme-labs.com", company="ACME Labs"),
+            record("2", email="bo@acme-labs.com"),
+            record("3", email="cy@gmail.com"),
+            record("4", email="dee@mailinator.com"),  # disposable
+            record("5", email="eve@yandex.ru"),
+        ],
+    )
+    ingest_paths(engine, workspace_id, [path])
+    with engine.connect() as conn:
+        orgs = conn.execute(select(Organization.domain, Organization.name)).all()
+        linked = conn.execute(
+            select(func.count()).select_from(Member).where(Member.organization_id.is_not(None))
+        ).scalar_one()
+    assert orgs == [("acme-labs.com", "ACME Labs")]
+    assert linked == 2
+
+
+def test_a_folder_is_walked_and_unknown_files_are_reported(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "one.jsonl", [record("1")])
+    (tmp_path / "sub").mkdir()
+    write_jsonl(tmp_path / "sub" / "two.jsonl", [record("2")])
+    (tmp_path / "odd.json").write_text("{}")
+    report = ingest_paths(engine, workspace_id, [tmp_path, tmp_path / "missing.jsonl"])
+    assert report.stored == 2
+    assert {(Path(p.file or "").name, p.field) for p in report.problems} == {
+        ("odd.json", "format"),
+        ("missing.jsonl", "path"),
+    }
