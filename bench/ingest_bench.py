@@ -20,7 +20,8 @@ grew over the second half of the file.
     python -m bench.ingest_bench                          # 250k, 500k, 1M (minutes; the real figures)
     python -m bench.ingest_bench --sizes 20000,50000      # a quick check
     python -m bench.ingest_bench --members 5000 --json    # a fixed member count; JSON on stdout
-    python -m bench.ingest_bench --sizes 50000 --profile  # cProfile pass 1; top functions printed
+    python -m bench.ingest_bench --markdown               # a table to paste into BENCHMARKS.md
+    python -m bench.ingest_bench --sizes 50000 --profile  # cProfile pass 1 (both threads); top functions
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -77,6 +79,7 @@ class PassFigures:
     peak_rss_kib: int  # ru_maxrss after this pass (the process's peak so far)
     rss_half_kib: int  # resident set when half the file had been read
     rss_end_kib: int  # resident set when the whole file had been read
+    sqlite_peak_kib: int = -1  # SQLite's own allocations (page caches...), high-water during the pass
 
     @property
     def rate(self) -> float:
@@ -129,6 +132,24 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _sqlite_memory_kib(reset: bool = False) -> int:
+    """High-water of SQLite's own allocations in this process (``sqlite3_status64``), -1 if unknown.
+
+    SQLite allocates outside Python's heap: the page cache (``cache_size``, 64 MiB per connection
+    here) grows with the database until full, which RSS alone cannot tell from a Python leak."""
+    import _sqlite3
+    import ctypes
+
+    try:
+        status = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
+    except (OSError, AttributeError):
+        return -1
+    current, highest = ctypes.c_int64(), ctypes.c_int64()
+    if status(0, ctypes.byref(current), ctypes.byref(highest), int(reset)) != 0:  # SQLITE_STATUS_MEMORY_USED
+        return -1
+    return highest.value // 1024
+
+
 def _db_bytes(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
@@ -142,12 +163,14 @@ def _one_pass(engine: Any, workspace_id: int, path: Path, profile_to: Path | Non
     def progress(done: int, _total: int) -> None:
         samples.append((done, _rss_now_kib()))
 
+    _sqlite_memory_kib(reset=True)
     profilers = _start_profiling() if profile_to is not None else None
     started = time.perf_counter()
     report = ingest_paths(engine, workspace_id, [path], "jsonl", progress=progress, suggest=False)
     seconds = time.perf_counter() - started
     if profilers is not None and profile_to is not None:
         _stop_profiling(profilers, profile_to)
+    sqlite_peak = _sqlite_memory_kib()
     started = time.perf_counter()
     report.suggestions = refresh_suggestions(engine, workspace_id)
     suggest_seconds = time.perf_counter() - started
@@ -171,6 +194,7 @@ def _one_pass(engine: Any, workspace_id: int, path: Path, profile_to: Path | Non
         peak_rss_kib=_peak_rss_kib(),
         rss_half_kib=half,
         rss_end_kib=end,
+        sqlite_peak_kib=sqlite_peak,
     )
 
 
@@ -206,7 +230,7 @@ def _stop_profiling(profilers: list[Any], prefix: Path) -> None:
 
     main, *others = profilers
     main.disable()
-    threading.setprofile(None)  # type: ignore[arg-type]
+    threading.setprofile(None)
     main_file, writer_file = _profile_files(prefix)
     main.dump_stats(str(main_file))
     if others:  # the writer has exited (ingest_paths shuts it down), so its stats are complete
@@ -345,7 +369,7 @@ def machine() -> dict[str, Any]:
 
 
 def _mib(kib: int) -> str:
-    return f"{kib / 1024:,.0f}"
+    return f"{kib / 1024:,.0f}" if kib >= 0 else "n/a"
 
 
 def _bytes_mib(n: int) -> str:
@@ -366,6 +390,7 @@ def _rows(run: RunFigures) -> list[tuple[str, str, str]]:
         ("pass 1", "activities/s incl. suggestions", f"{p.rate_with_suggestions:,.0f}"),
         ("pass 1", "peak RSS MiB", _mib(p.peak_rss_kib)),
         ("pass 1", "RSS at 50% / 100% of file MiB", f"{_mib(p.rss_half_kib)} / {_mib(p.rss_end_kib)}"),
+        ("pass 1", "SQLite's own memory, peak MiB", _mib(p.sqlite_peak_kib)),
         ("pass 1", "DB MiB", _bytes_mib(run.db_bytes)),
         ("pass 1", "stored", f"{p.stored:,}"),
         ("pass 1", "duplicates", f"{p.duplicates:,}"),
@@ -381,6 +406,7 @@ def _rows(run: RunFigures) -> list[tuple[str, str, str]]:
         ("pass 2", "stored / duplicates", f"{q.stored:,} / {q.duplicates:,}"),
         ("pass 2", "peak RSS MiB", _mib(q.peak_rss_kib)),
         ("pass 2", "RSS at 50% / 100% of file MiB", f"{_mib(q.rss_half_kib)} / {_mib(q.rss_end_kib)}"),
+        ("pass 2", "SQLite's own memory, peak MiB", _mib(q.sqlite_peak_kib)),
         ("pass 2", "DB MiB", _bytes_mib(run.db_bytes_after_second)),
         ("child", "setup s (migrations, workspace)", f"{run.setup_seconds:.2f}"),
         ("child", "baseline RSS MiB (before ingest)", _mib(run.baseline_rss_kib)),
@@ -421,7 +447,8 @@ def render(
         "pass 1: a fresh database; pass 2: the same file again into it (every record a duplicate). "
         "activities/s = stored / seconds of ingest_paths(suggest=False); 'incl. suggestions' adds the "
         "refresh_suggestions pass that `flywheel ingest` runs after it. Peak RSS: the ingest subprocess's "
-        f"ru_maxrss. Target: {target:,} activities/s.",
+        "ru_maxrss; it includes SQLite's page cache (up to 64 MiB per connection), shown on its own. "
+        f"Target: {target:,} activities/s.",
         markup=False,
         highlight=False,
     )
@@ -479,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         child_main(args.child[0], args.child[1], args.profile_to)
         return 0
 
+    # a plain `kill` also ends the ingest subprocess and removes the workdir (via the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     log = Console(stderr=True)
     # with --json, stdout carries the JSON alone; piped to a file, the table is not wrapped at 80 columns
     out = Console(stderr=args.json)

@@ -23,6 +23,8 @@ class Settings:
     #: Largest inbound webhook body accepted (bytes); larger answers 413.
     max_hook_body: int = 1_000_000
     broker_url: str | None = None
+    #: gunicorn worker processes for ``flywheel serve``
+    web_workers: int = 2
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,6 +55,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_hook_body = int(max_body)
     except ValueError:
         raise ConfigError("FLYWHEEL_MAX_HOOK_BODY must be a whole number of bytes") from None
+    try:
+        web_workers = max(1, int(env.get("FLYWHEEL_WEB_WORKERS", "2")))
+    except ValueError:
+        raise ConfigError("FLYWHEEL_WEB_WORKERS must be a whole number") from None
     key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE", ".flywheel-secret"))
     return Settings(
         database_url=url,
@@ -61,4 +67,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         default_workspace=env.get("FLYWHEEL_WORKSPACE", "default"),
         max_hook_body=max_hook_body,
         broker_url=env.get("FLYWHEEL_BROKER_URL") or None,
+        web_workers=web_workers,
     )

@@ -178,19 +178,19 @@ def hooks_secret(
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--dev", is_flag=True, help="Flask's development server with reloading.")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default FLYWHEEL_WEB_WORKERS, 2).")
+@click.option("--dev", is_flag=True, help="Flask's development server with reloading, for development only.")
 @pass_app
 @handle_errors
-def serve(app: AppContext, host: str, port: int, dev: bool) -> None:
-    """Serve the HTTP receivers (and, later, the API and dashboard)."""
+def serve(app: AppContext, host: str, port: int, workers: int | None, dev: bool) -> None:
+    """Serve the HTTP receivers (and, later, the API and dashboard) with gunicorn."""
     from plugin.web.app import create_app
+    from plugin.web.server import run_gunicorn
 
-    flask_app = create_app()
+    app.engine  # noqa: B018 (validates settings and migrates the embedded default before forking)
     if dev:
-        flask_app.run(host=host, port=port, debug=True)
+        create_app(app.settings).run(host=host, port=port, debug=True)
         return
-    from wsgiref.simple_server import make_server  # a production WSGI server comes with the API issue
-
-    app.out.print(f"Flywheel listening on http://{host}:{port}")
-    with make_server(host, port, flask_app) as server:
-        server.serve_forever()
+    workers = workers or app.settings.web_workers
+    app.err.print(f"Flywheel listening on http://{host}:{port} ({workers} workers)")
+    run_gunicorn(app.settings, host, port, workers)

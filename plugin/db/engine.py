@@ -20,6 +20,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoint every ~40 MB of WAL instead of 4 MB: a bulk load then writes each hot index page
+    # back once per checkpoint rather than once per batch (measured: 69k -> 100k rows/s raw).
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

@@ -26,6 +26,7 @@ from plugin.demo.community import (
 )
 from plugin.services.identity import chunks
 from plugin.services.ingest import Ingestor, IngestReport
+from plugin.services.ingest_files import bulk_gc
 from plugin.services.suggestions import refresh_suggestions
 
 DEMO_WORKSPACE = "demo"
@@ -48,7 +49,7 @@ class DemoRun:
 def stage_ingest(run: DemoRun) -> None:
     run.people, run.organizations = generate_people(run.config)
     total = run.config.activities
-    with Ingestor(run.engine, run.workspace_id, background=True) as ingestor:
+    with bulk_gc(), Ingestor(run.engine, run.workspace_id) as ingestor:
         for count, obj in enumerate(generate_activities(run.config, run.people), start=1):
             try:
                 ingestor.add(parse_record(obj))

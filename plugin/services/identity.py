@@ -15,17 +15,18 @@ the bulk-ingest path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
-from connectors.records import ActivityRecord, MemberRef
+from connectors.records import MemberRef
 from plugin.db.base import table_of, utcnow
 from plugin.db.ids import allocate_ids
 from plugin.db.models import Identity, Member, MergeLog, Organization
 from plugin.db.models.identity_log import AUTO_EMAIL
 from plugin.db.sql import in_values
+from plugin.services.columns import MemberKey
 from plugin.services.domains import email_domain, is_company_domain, organization_name_from_domain
 
 #: Whether a source vouches for the emails it sends, when a record does not say (``email_verified``).
@@ -64,33 +65,37 @@ class IdentityResolver:
     """Caches live for one ingest run of one workspace; ``resolve`` is called once per batch."""
 
     workspace_id: int
-    identities: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    identities: dict[MemberKey, tuple[int, int]] = field(default_factory=dict)
     verified_emails: dict[str, int] = field(default_factory=dict)
     organizations: dict[str, int] = field(default_factory=dict)
     profiles: dict[int, list[object]] = field(default_factory=dict)
     #: the member data each identity last offered; the same data again needs no profile check
-    offered: dict[tuple[str, str], MemberRef] = field(default_factory=dict)
+    offered: dict[MemberKey, MemberRef] = field(default_factory=dict)
     stats: ResolveStats = field(default_factory=ResolveStats)
 
-    def resolve(self, conn: Connection, records: Sequence[ActivityRecord]) -> list[tuple[int, int]]:
-        """(identity_id, member_id) for each record, creating what is missing."""
-        self._load_identities(conn, {(r.source, r.member.key) for r in records})
-        new: dict[tuple[str, str], ActivityRecord] = {}
-        for record in records:
-            key = (record.source, record.member.key)
-            if key not in self.identities and key not in new:
-                new[key] = record
-        if new:
-            self._create(conn, new)
-        self._fill_profiles(conn, records)
-        return [self.identities[(r.source, r.member.key)] for r in records]
+    def resolve(
+        self, conn: Connection, keys: Sequence[MemberKey], members: Mapping[MemberKey, Sequence[MemberRef]]
+    ) -> list[tuple[int, int]]:
+        """(identity_id, member_id) for each key, creating what is missing.
+
+        ``members`` gives, per key, the distinct ways the batch described that person (the first
+        creates the identity; all of them may fill empty profile fields)."""
+        known = self.identities
+        unknown = [k for k in members if k not in known]
+        if unknown:
+            self._load_identities(conn, unknown)
+            new = {k: members[k][0] for k in unknown if k not in known}
+            if new:
+                self._create(conn, new)
+        self._fill_profiles(conn, members)
+        return [known[k] for k in keys]
 
     # -- loading -------------------------------------------------------------------------------
-    def _load_identities(self, conn: Connection, keys: set[tuple[str, str]]) -> None:
+    def _load_identities(self, conn: Connection, keys: Iterable[MemberKey]) -> None:
         missing: dict[str, list[str]] = {}
         for source, key in keys:
-            if (source, key) not in self.identities:
-                missing.setdefault(source, []).append(key)
+            missing.setdefault(source, []).append(key)
+        found_members: set[int] = set()
         for source, user_keys in missing.items():
             for part in chunks(user_keys):
                 rows = conn.execute(
@@ -102,7 +107,8 @@ class IdentityResolver:
                 )
                 for user_key, identity_id, member_id in rows:
                     self.identities[(source, user_key)] = (identity_id, member_id)
-        self._load_profiles(conn, {m for _, m in self.identities.values() if m not in self.profiles})
+                    found_members.add(member_id)
+        self._load_profiles(conn, found_members - self.profiles.keys())
 
     def _load_profiles(self, conn: Connection, member_ids: set[int]) -> None:
         ids = sorted(member_ids)
@@ -129,24 +135,20 @@ class IdentityResolver:
                     self.verified_emails.setdefault(email, member_id)
 
     # -- creating ------------------------------------------------------------------------------
-    def _create(self, conn: Connection, new: dict[tuple[str, str], ActivityRecord]) -> None:
-        trusted = {
-            k: r.member.email is not None and email_is_trusted(r.source, r.member) for k, r in new.items()
-        }
-        self._load_verified_emails(
-            conn, sorted({r.member.email for k, r in new.items() if trusted[k] and r.member.email})
-        )
+    def _create(self, conn: Connection, new: dict[MemberKey, MemberRef]) -> None:
+        trusted = {k: m.email is not None and email_is_trusted(k[0], m) for k, m in new.items()}
+        self._load_verified_emails(conn, sorted({m.email for k, m in new.items() if trusted[k] and m.email}))
         org_ids = self._ensure_organizations(conn, new.values())
 
         # Which member each new identity joins: an existing one by verified email, or a new one
         # (shared by all new identities of the batch with the same verified email).
-        joins: dict[tuple[str, str], int] = {}
-        new_member_for: dict[tuple[str, str], int] = {}  # key -> index into member_rows
+        joins: dict[MemberKey, int] = {}
+        new_member_for: dict[MemberKey, int] = {}  # key -> index into member_rows
         member_rows: list[dict[str, object]] = []
-        first_keys: list[tuple[str, str]] = []  # the identity each new member was created for
+        first_keys: list[MemberKey] = []  # the identity each new member was created for
         email_to_new: dict[str, int] = {}
-        for key, record in new.items():
-            email = record.member.email
+        for key, ref in new.items():
+            email = ref.email
             if email and trusted[key] and email in self.verified_emails:
                 joins[key] = self.verified_emails[email]
                 continue
@@ -154,7 +156,7 @@ class IdentityResolver:
                 new_member_for[key] = email_to_new[email]
                 continue
             index = len(member_rows)
-            member_rows.append(self._member_row(record, org_ids))
+            member_rows.append(self._member_row(ref, org_ids))
             first_keys.append(key)
             new_member_for[key] = index
             if email and trusted[key]:
@@ -182,10 +184,10 @@ class IdentityResolver:
                 "member_id": owner[k],
                 "source": k[0],
                 "source_user_id": k[1],
-                "handle": new[k].member.handle,
-                "email": new[k].member.email,
+                "handle": new[k].handle,
+                "email": new[k].email,
                 "verified": trusted[k],
-                "name": new[k].member.name,
+                "name": new[k].name,
                 "created_at": now,
             }
             for k, identity_id in zip(keys, identity_ids, strict=True)
@@ -197,13 +199,12 @@ class IdentityResolver:
             self.identities[key] = (identity_id, owner[key])
             shares_new_member = key in new_member_for and first_keys[new_member_for[key]] != key
             if key in joins or shares_new_member:
-                joined_by_email.append(self._auto_merge_row(owner[key], identity_id, new[key], now))
+                joined_by_email.append(self._auto_merge_row(owner[key], identity_id, key[0], now))
         if joined_by_email:
             conn.execute(insert(MergeLog), joined_by_email)
             self.stats.auto_merges += len(joined_by_email)
 
-    def _member_row(self, record: ActivityRecord, org_ids: dict[str, int]) -> dict[str, object]:
-        ref = record.member
+    def _member_row(self, ref: MemberRef, org_ids: dict[str, int]) -> dict[str, object]:
         now = utcnow()
         return {
             "workspace_id": self.workspace_id,
@@ -218,7 +219,7 @@ class IdentityResolver:
         }
 
     def _auto_merge_row(
-        self, member_id: int, identity_id: int, record: ActivityRecord, now: object
+        self, member_id: int, identity_id: int, source: str, now: object
     ) -> dict[str, object]:
         return {
             "workspace_id": self.workspace_id,
@@ -227,18 +228,18 @@ class IdentityResolver:
             "source_member_id": None,
             "identity_ids": [identity_id],
             "filled_fields": {},
-            "reason": f"same verified email as an existing identity ({record.source} identity joined)",
+            "reason": f"same verified email as an existing identity ({source} identity joined)",
             "actor": "flywheel",
             "created_at": now,
         }
 
-    def _ensure_organizations(self, conn: Connection, records: Iterable[ActivityRecord]) -> dict[str, int]:
+    def _ensure_organizations(self, conn: Connection, refs: Iterable[MemberRef]) -> dict[str, int]:
         names: dict[str, str | None] = {}
-        for record in records:
-            if record.member.email:
-                domain = email_domain(record.member.email)
+        for ref in refs:
+            if ref.email:
+                domain = email_domain(ref.email)
                 if domain not in self.organizations and is_company_domain(domain):
-                    names.setdefault(domain, record.member.company)
+                    names.setdefault(domain, ref.company)
         if names:
             wanted = sorted(names)
             for part in chunks(wanted):
@@ -269,25 +270,47 @@ class IdentityResolver:
                 self.stats.organizations_created += len(missing)
         return self.organizations
 
-    def _fill_profiles(self, conn: Connection, records: Sequence[ActivityRecord]) -> None:
+    def _fill_profiles(self, conn: Connection, members: Mapping[MemberKey, Sequence[MemberRef]]) -> None:
         """Give members the profile fields they lack from what later records tell."""
         changes: dict[int, dict[str, object]] = {}
         offered_before = self.offered
-        for record in records:
-            key = (record.source, record.member.key)
-            if offered_before.get(key) == record.member:
-                continue
-            offered_before[key] = record.member
-            _, member_id = self.identities[key]
-            profile = self.profiles.get(member_id)
-            if profile is None or None not in profile:
-                continue
-            ref = record.member
+        for key, refs in members.items():
+            for ref in refs:
+                self._offer(key, ref, offered_before, changes)
+        self._write_profile_changes(conn, changes)
+
+    def _offer(
+        self,
+        key: MemberKey,
+        ref: MemberRef,
+        offered_before: dict[MemberKey, MemberRef],
+        changes: dict[int, dict[str, object]],
+    ) -> None:
+        if offered_before.get(key) == ref:
+            return
+        offered_before[key] = ref
+        _, member_id = self.identities[key]
+        profile = self.profiles.get(member_id)
+        if profile is not None and None in profile:
             org_id = self.organizations.get(email_domain(ref.email)) if ref.email else None
             offered = (ref.name or ref.handle, ref.email, ref.locale, ref.lifecycle_stage, ref.title, org_id)
             for index, value in enumerate(offered):
                 if value is not None and profile[index] is None:
                     profile[index] = value
                     changes.setdefault(member_id, {})[PROFILE_FIELDS[index]] = value
+
+    def _write_profile_changes(self, conn: Connection, changes: dict[int, dict[str, object]]) -> None:
+        # One executemany per set of filled columns (a statement per member costs more to compile
+        # than the update itself).
+        by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        now = utcnow()
         for member_id, values in changes.items():
-            conn.execute(update(Member).where(Member.id == member_id).values(**values, updated_at=utcnow()))
+            row = {"_id": member_id, "updated_at": now, **values}
+            by_columns.setdefault(tuple(sorted(values)), []).append(row)
+        for columns, rows in by_columns.items():
+            statement = (
+                update(Member)
+                .where(Member.id == bindparam("_id"))
+                .values({name: bindparam(name) for name in (*columns, "updated_at")})
+            )
+            conn.execute(statement, rows)

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine
 
 from connectors.records import ActivityRecord
 from plugin.db.base import to_micros, utcnow
+from plugin.services.columns import ColumnBatch
 from plugin.services.identity import IdentityResolver
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 10_000
 ANALYZE_AFTER_ROWS = 2_000  # PostgreSQL: first statistics refresh once a run has stored this many
 MAX_REPORTED_PROBLEMS = 1_000  # problems kept with their line; the rest are counted by reason
 
@@ -124,22 +124,17 @@ def activity_insert_sql(dialect: str) -> str:
 
 
 class Ingestor:
-    """Feed records with :meth:`add`; call :meth:`finish` once at the end (or use ``with``)."""
+    """Feed records with :meth:`add` (or whole column batches with :meth:`add_columns`); call
+    :meth:`finish` once at the end (or use ``with``)."""
 
-    def __init__(
-        self, engine: Engine, workspace_id: int, *, batch_size: int = BATCH_SIZE, background: bool = False
-    ) -> None:
-        """``background=True`` stores each batch on a writer thread while the caller prepares the
-        next one (SQLite and psycopg release the GIL while the database works); for bulk imports."""
+    def __init__(self, engine: Engine, workspace_id: int, *, batch_size: int = BATCH_SIZE) -> None:
         self.engine = engine
         self.workspace_id = workspace_id
         self.batch_size = batch_size
         self.report = IngestReport()
         self.resolver = IdentityResolver(workspace_id)
-        self._batch: list[ActivityRecord] = []
+        self._batch = ColumnBatch()
         self._rows_at_last_analyze = 0
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="flywheel-ingest") if background else None
-        self._pending: Future[None] | None = None
 
     def __enter__(self) -> Ingestor:
         return self
@@ -147,14 +142,18 @@ class Ingestor:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
             self.finish()
-        else:
-            self._shutdown()
 
     def add(self, record: ActivityRecord) -> None:
         self.report.read += 1
         self._batch.append(record)
         if len(self._batch) >= self.batch_size:
             self.flush()
+
+    def add_columns(self, batch: ColumnBatch) -> None:
+        """Store a batch prepared elsewhere (e.g. by a parsing process) as it is."""
+        self.flush()
+        self.report.read += len(batch)
+        self._write(batch)
 
     def add_many(self, records: Iterable[ActivityRecord]) -> None:
         for record in records:
@@ -171,27 +170,17 @@ class Ingestor:
         self.report.note(line, "payload", reason, invalid=False, file=file)
 
     def flush(self) -> None:
-        batch, self._batch = self._batch, []
+        batch, self._batch = self._batch, ColumnBatch()
+        if batch:
+            self._write(batch)
+
+    def _write(self, batch: ColumnBatch) -> None:
         if not batch:
             return
-        if self._writer is None:
-            self._write(batch)
-            return
-        self._wait_for_writer()  # at most one batch in flight: memory stays flat
-        self._pending = self._writer.submit(self._write, batch)
-
-    def _wait_for_writer(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # re-raises the writer's error in the caller
-
-    def _shutdown(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-
-    def _write(self, batch: list[ActivityRecord]) -> None:
-        fresh = self._drop_duplicates(batch)
+        # Records repeated inside the batch keep their first; the store's unique key (INSERT ... ON
+        # CONFLICT DO NOTHING) catches those stored before, even by a concurrent writer.
+        fresh, repeats = batch.without_repeats()
+        self.report.duplicates += repeats
         with self.engine.connect() as conn:
             sqlite = conn.dialect.name == "sqlite"
             if sqlite:
@@ -229,51 +218,26 @@ class Ingestor:
         self._rows_at_last_analyze = grown
 
     def finish(self) -> IngestReport:
-        try:
-            self.flush()
-            self._wait_for_writer()
-        finally:
-            self._shutdown()
+        self.flush()
         return self.report
 
-    def _drop_duplicates(self, batch: list[ActivityRecord]) -> list[ActivityRecord]:
-        """Keep the first of records repeated inside the batch; the store's unique key (INSERT ...
-        ON CONFLICT DO NOTHING) catches those stored before, even by a concurrent writer."""
-        unique: dict[tuple[str, str], ActivityRecord] = {}
-        for record in batch:
-            unique.setdefault((record.source, record.id), record)
-        self.report.duplicates += len(batch) - len(unique)
-        return list(unique.values()) if len(unique) < len(batch) else batch
-
-    def _store(self, conn: Connection, records: list[ActivityRecord]) -> None:
-        owners = self.resolver.resolve(conn, records)
-        now = to_micros(utcnow())
-        workspace_id = self.workspace_id
-        dumps = orjson.dumps
-        rows = [
-            (
-                workspace_id,
-                r.source,
-                r.id,
-                r.type,
-                to_micros(r.occurred_at),
-                now,
-                member_id,
-                identity_id,
-                r.channel,
-                r.title,
-                r.url,
-                r.text,
-                dumps(r.properties).decode(),
-                r.sentiment,
+    def _store(self, conn: Connection, batch: ColumnBatch) -> None:
+        owners = self.resolver.resolve(conn, batch.keys, batch.members)
+        identity_ids = [identity_id for identity_id, _ in owners]
+        member_ids = [member_id for _, member_id in owners]
+        count = len(batch)
+        rows = list(
+            zip(
+                repeat(self.workspace_id, count), batch.sources, batch.ids, batch.types, batch.occurred,
+                repeat(to_micros(utcnow()), count), member_ids, identity_ids, batch.channels, batch.titles,
+                batch.urls, batch.texts, batch.properties, batch.sentiments,
+                strict=True,
             )
-            for r, (identity_id, member_id) in zip(records, owners, strict=True)
-        ]
+        )  # fmt: skip
         result = conn.exec_driver_sql(activity_insert_sql(conn.dialect.name), rows)
-        stored = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+        stored = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else count
         # Rows already stored (by an earlier run or a concurrent writer) are duplicates.
-        self.report.duplicates += len(rows) - stored
+        self.report.duplicates += count - stored
         self.report.stored += stored
-        for record in records:
-            self.report.by_source[record.source] += 1
-            self.report.by_type[record.type] += 1
+        self.report.by_source.update(batch.sources)
+        self.report.by_type.update(batch.types)

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from connectors.errors import InvalidRecord, NoActivity
 from plugin.services.ingest import Ingestor, IngestReport
-from plugin.services.readers import detect_format, expand_paths, read_file
+from plugin.services.parse_worker import parse_in_worker, read_batches
+from plugin.services.readers import expand_paths
 from plugin.services.suggestions import refresh_suggestions
 
-#: progress(bytes_done, bytes_total) is called about every this many items
-PROGRESS_EVERY = 5_000
+#: Inputs at least this large are parsed in a second process while this one stores.
+PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+
+
+@contextmanager
+def bulk_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a bulk load: records hold no cycles, and its passes
+    over millions of young objects cost about a tenth of the time. Reference counting still frees."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def ingest_paths(
@@ -24,38 +39,30 @@ def ingest_paths(
     *,
     progress: Callable[[int, int], None] | None = None,
     suggest: bool = True,
+    parallel: bool | None = None,
 ) -> IngestReport:
-    """Ingest every file (folders are walked); returns the report. Bad items never stop the run."""
+    """Ingest every file (folders are walked); returns the report. Bad items never stop the run.
+
+    ``parallel``: parse in a worker process (default: when the input is large enough to pay off)."""
     files = expand_paths(paths)
-    total = sum(p.stat().st_size for p in files if p.is_file())
+    sizes = {str(p): p.stat().st_size for p in files if p.is_file()}
+    total = sum(sizes.values())
+    if parallel is None:
+        parallel = total >= PARALLEL_FROM_BYTES
+    batches = parse_in_worker(files, fmt) if parallel else read_batches(files, fmt)
     done_before = 0
-    with Ingestor(engine, workspace_id, background=True) as ingestor:
-        for path in files:
-            name = str(path)
-            if not path.is_file():
-                ingestor.reject(None, "path", "no such file", name)
-                continue
-            try:
-                file_format = detect_format(path, fmt)
-            except ValueError as exc:
-                ingestor.reject(None, "format", str(exc), name)
-                continue
-            with path.open("rb") as handle:
-                for count, (line, outcome) in enumerate(read_file(handle, file_format, path), start=1):
-                    if isinstance(outcome, list):
-                        if not outcome:
-                            ingestor.skip(line, "no activity in this item", name)
-                        for record in outcome:
-                            ingestor.add(record)
-                    elif isinstance(outcome, NoActivity):
-                        ingestor.skip(line, outcome.reason, name)
-                    elif isinstance(outcome, InvalidRecord):
-                        ingestor.reject(line, outcome.field, outcome.reason, name)
-                    if progress is not None and count % PROGRESS_EVERY == 0:
-                        progress(done_before + handle.tell(), total)
-            done_before += path.stat().st_size
+    with bulk_gc(), Ingestor(engine, workspace_id) as ingestor:
+        for batch in batches:
+            for line, field_name, reason, invalid in batch.problems:
+                if invalid:
+                    ingestor.reject(line, field_name, reason, batch.file)
+                else:
+                    ingestor.skip(line, reason, batch.file)
+            ingestor.add_columns(batch.columns)
+            if batch.file_done:
+                done_before += sizes.get(batch.file, 0)
             if progress is not None:
-                progress(done_before, total)
+                progress(done_before if batch.file_done else done_before + batch.bytes_done, total)
     report = ingestor.report
     if suggest:
         report.suggestions = refresh_suggestions(engine, workspace_id)

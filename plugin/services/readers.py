@@ -100,14 +100,17 @@ def _unflatten(row: Mapping[str, str | None]) -> dict[str, Any] | InvalidRecord:
 
 def read_csv(handle: io.BufferedReader) -> Iterator[Item]:
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    if not reader.fieldnames or "type" not in reader.fieldnames:
-        yield 1, InvalidRecord("header", "the first row must name the columns (source, id, type, ...)")
-        return
-    for row in reader:
-        line_no = reader.line_num
-        flat = _unflatten(row)
-        yield line_no, flat if isinstance(flat, InvalidRecord) else _canonical(flat)
+    try:
+        reader = csv.DictReader(text)
+        if not reader.fieldnames or "type" not in reader.fieldnames:
+            yield 1, InvalidRecord("header", "the first row must name the columns (source, id, type, ...)")
+            return
+        for row in reader:
+            line_no = reader.line_num
+            flat = _unflatten(row)
+            yield line_no, flat if isinstance(flat, InvalidRecord) else _canonical(flat)
+    finally:
+        text.detach()  # leave the caller's file open (a dropped wrapper would close it)
 
 
 def _platform(parse: Callable[[Mapping[str, Any]], list[ActivityRecord]], obj: Any) -> Outcome:

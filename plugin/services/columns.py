@@ -1,0 +1,90 @@
+"""A batch of activity records held column by column, the form the store path works on.
+
+Bulk ingest spends its time per record, so the batch keeps one list per stored column: rows for
+the insert are then made by ``zip`` (in C), the batch crosses from the parsing process to the
+storing one as a few long lists (cheap to pickle), and identity resolution looks at each distinct
+person of the batch once, not at every record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from connectors.records import ActivityRecord, MemberRef
+from plugin.db.base import to_micros
+
+MemberKey = tuple[str, str]  # (source, the platform's user key)
+
+
+@dataclass
+class ColumnBatch:
+    sources: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    occurred: list[int] = field(default_factory=list)  # epoch microseconds, UTC
+    channels: list[str | None] = field(default_factory=list)
+    titles: list[str | None] = field(default_factory=list)
+    urls: list[str | None] = field(default_factory=list)
+    texts: list[str | None] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)  # JSON text
+    sentiments: list[float | None] = field(default_factory=list)
+    keys: list[MemberKey] = field(default_factory=list)
+    #: the distinct ways each person of the batch was described, in order of appearance
+    members: dict[MemberKey, list[MemberRef]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def append(self, record: ActivityRecord) -> None:
+        self.sources.append(record.source)
+        self.ids.append(record.id)
+        self.types.append(record.type)
+        self.occurred.append(to_micros(record.occurred_at))
+        self.channels.append(record.channel)
+        self.titles.append(record.title)
+        self.urls.append(record.url)
+        self.texts.append(record.text)
+        self.properties.append(orjson.dumps(record.properties).decode() if record.properties else "{}")
+        self.sentiments.append(record.sentiment)
+        member = record.member
+        key = (record.source, member.key)
+        self.keys.append(key)
+        refs = self.members.get(key)
+        if refs is None:
+            self.members[key] = [member]
+        elif member not in refs:
+            refs.append(member)
+
+    def extend(self, records: Iterable[ActivityRecord]) -> None:
+        for record in records:
+            self.append(record)
+
+    def without_repeats(self) -> tuple[ColumnBatch, int]:
+        """The batch keeping the first of records with the same (source, id), and how many went."""
+        first: dict[tuple[str, str], int] = {}
+        for index, pair in enumerate(zip(self.sources, self.ids, strict=True)):
+            first.setdefault(pair, index)
+        dropped = len(self) - len(first)
+        if not dropped:
+            return self, 0
+        keep = sorted(first.values())
+        kept = ColumnBatch(members=self.members)
+        for name in (
+            "sources",
+            "ids",
+            "types",
+            "occurred",
+            "channels",
+            "titles",
+            "urls",
+            "texts",
+            "properties",
+            "sentiments",
+            "keys",
+        ):
+            column = getattr(self, name)
+            setattr(kept, name, [column[i] for i in keep])
+        return kept, dropped
