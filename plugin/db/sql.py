@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, String, any_, bindparam, cast
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Column, ColumnElement, Connection, Integer, String, Table, any_, bindparam, cast
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import InstrumentedAttribute
 
 
@@ -23,3 +23,31 @@ def in_values(
         param = bindparam(None, list(values), type_=ARRAY(element))
         return column == any_(cast(param, ARRAY(element)))
     return column.in_(values)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A plain ``executemany`` INSERT of many rows, skipping SQLAlchemy's per-row parameter work.
+
+    Values go through each column's own bind processor (UTC datetimes, JSON...), so what is stored
+    is exactly what an ORM insert would store; column defaults are not applied, give every value.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    processors = [column.type.bind_processor(conn.dialect) for column in columns]
+    mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+    marks = ", ".join(f"{mark}::jsonb" if _is_jsonb(conn, c) else mark for c in columns)
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (model names)
+    prepared = [
+        tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(processors, (row[name] for name in names), strict=True)
+        )
+        for row in rows
+    ]
+    conn.exec_driver_sql(sql, prepared)
+
+
+def _is_jsonb(conn: Connection, column: Column[Any]) -> bool:
+    return conn.dialect.name == "postgresql" and isinstance(column.type.dialect_impl(conn.dialect), JSONB)

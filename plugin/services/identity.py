@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from connectors.records import MemberRef
 from plugin.db.base import table_of, utcnow
 from plugin.db.ids import allocate_ids
 from plugin.db.models import Identity, Member, MergeLog, Organization
 from plugin.db.models.identity_log import AUTO_EMAIL
-from plugin.db.sql import in_values
+from plugin.db.sql import in_values, insert_rows
 from plugin.services.columns import MemberKey
 from plugin.services.domains import email_domain, is_company_domain, organization_name_from_domain
 
@@ -166,7 +166,7 @@ class IdentityResolver:
         if member_rows:
             for row, member_id in zip(member_rows, member_ids, strict=True):
                 row["id"] = member_id
-            conn.execute(insert(Member), member_rows)
+            insert_rows(conn, table_of(Member), member_rows)
             for row, member_id in zip(member_rows, member_ids, strict=True):
                 self.profiles[member_id] = [row[name] for name in PROFILE_FIELDS]
             self.stats.members_created += len(member_ids)
@@ -192,7 +192,7 @@ class IdentityResolver:
             }
             for k, identity_id in zip(keys, identity_ids, strict=True)
         ]
-        conn.execute(insert(Identity), identity_rows)
+        insert_rows(conn, table_of(Identity), identity_rows)
         self.stats.identities_created += len(identity_ids)
         joined_by_email: list[dict[str, object]] = []
         for key, identity_id in zip(keys, identity_ids, strict=True):
@@ -201,7 +201,7 @@ class IdentityResolver:
             if key in joins or shares_new_member:
                 joined_by_email.append(self._auto_merge_row(owner[key], identity_id, key[0], now))
         if joined_by_email:
-            conn.execute(insert(MergeLog), joined_by_email)
+            insert_rows(conn, table_of(MergeLog), joined_by_email)
             self.stats.auto_merges += len(joined_by_email)
 
     def _member_row(self, ref: MemberRef, org_ids: dict[str, int]) -> dict[str, object]:
@@ -265,7 +265,7 @@ class IdentityResolver:
                     }
                     for d, org_id in zip(missing, new_ids, strict=True)
                 ]
-                conn.execute(insert(Organization), org_rows)
+                insert_rows(conn, table_of(Organization), org_rows)
                 self.organizations.update(zip(missing, new_ids, strict=True))
                 self.stats.organizations_created += len(missing)
         return self.organizations

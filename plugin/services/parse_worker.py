@@ -21,7 +21,7 @@ from connectors.errors import InvalidRecord, NoActivity
 from plugin.services.columns import ColumnBatch
 from plugin.services.readers import detect_format, read_file
 
-BATCH_RECORDS = 10_000
+BATCH_RECORDS = 50_000
 QUEUE_BATCHES = 3  # batches parsed ahead at most
 #: (line, field, reason, invalid): invalid False means "well formed, no activity in it"
 Problem = tuple[int | None, str, str, bool]

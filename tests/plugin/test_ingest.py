@@ -114,3 +114,20 @@ def test_a_folder_is_walked_and_unknown_files_are_reported(
         ("odd.json", "format"),
         ("missing.jsonl", "path"),
     }
+
+
+def test_parsing_in_a_worker_process_gives_the_same_result(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    rows = [record(str(i), email=f"p{i % 5}@acme.io") for i in range(30)]
+    rows[7] = b'{"broken": '
+    rows[12] = {**record("12"), "type": "nope"}
+    path = write_jsonl(tmp_path / "a.jsonl", [*rows, record("0")])  # the last repeats the first
+    in_process = ingest_paths(engine, workspace_id, [path], parallel=False, suggest=False)
+    with engine.begin() as conn:  # start again from an empty store
+        conn.execute(Activity.__table__.delete())
+    in_worker = ingest_paths(engine, workspace_id, [path], parallel=True, suggest=False)
+    assert (in_worker.read, in_worker.stored, in_worker.duplicates, in_worker.invalid) == (31, 28, 1, 2)
+    assert (in_process.read, in_process.stored, in_process.duplicates) == (31, 28, 1)
+    assert [(p.line, p.field) for p in in_worker.problems] == [(8, "line"), (13, "type")]
+    assert count(engine, Activity) == 28
