@@ -13,7 +13,7 @@ subprocess** (so its peak RSS belongs to that run alone, not to the generator or
    (the CLI runs both: ``suggest=True``);
 3. pass 2: the same file again into the same database (every record a duplicate), timed the same way.
 
-RSS is read from ``ru_maxrss`` (peak, KiB on Linux) and sampled from ``/proc/self/statm`` on every
+RSS is read from ``VmHWM`` (peak, KiB) and sampled from ``/proc/self/statm`` on every
 progress callback (every 5,000 items), so the table shows both the peak and how much the process
 grew over the second half of the file.
 
@@ -76,7 +76,7 @@ class PassFigures:
     auto_merges: int
     organizations_created: int
     suggestions: int
-    peak_rss_kib: int  # ru_maxrss after this pass (the process's peak so far)
+    peak_rss_kib: int  # VmHWM after this pass (the process's peak so far)
     rss_half_kib: int  # resident set when half the file had been read
     rss_end_kib: int  # resident set when the whole file had been read
     sqlite_peak_kib: int = -1  # SQLite's own allocations (page caches...), high-water during the pass
@@ -102,7 +102,7 @@ class RunFigures:
     generate_seconds: float
     file_bytes: int
     setup_seconds: float = 0.0  # migrations + workspace in the child
-    baseline_rss_kib: int = 0  # ru_maxrss in the child after imports, migrations and workspace
+    baseline_rss_kib: int = 0  # VmHWM in the child after imports, migrations and workspace
     db_bytes: int = 0  # main file + WAL after pass 1 (engine disposed)
     db_bytes_after_second: int = 0
     first: PassFigures | None = None
@@ -129,6 +129,12 @@ def _rss_now_kib() -> int:
 
 
 def _peak_rss_kib() -> int:
+    """Peak RSS of this process image: VmHWM, not ``ru_maxrss``, which Linux carries over ``exec``
+    from the parent (here the parent that generated the data, so it would overstate our peak)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -447,7 +453,7 @@ def render(
         "pass 1: a fresh database; pass 2: the same file again into it (every record a duplicate). "
         "activities/s = stored / seconds of ingest_paths(suggest=False); 'incl. suggestions' adds the "
         "refresh_suggestions pass that `flywheel ingest` runs after it. Peak RSS: the ingest subprocess's "
-        "ru_maxrss; it includes SQLite's page cache (up to 64 MiB per connection), shown on its own. "
+        "VmHWM; it includes SQLite's page cache (up to 64 MiB per connection), shown on its own. "
         f"Target: {target:,} activities/s.",
         markup=False,
         highlight=False,

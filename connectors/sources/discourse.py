@@ -11,21 +11,21 @@ topic_archetype...); users those of ``WebHookUserSerializer`` (id, username, nam
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from connectors.errors import InvalidRecord, NoActivity
 from connectors.records import (
     MAX_ID,
-    MAX_NAME,
     MAX_TEXT,
     MAX_TITLE,
     MAX_URL,
     ActivityRecord,
     MemberRef,
     normalize_email,
-    parse_time,
 )
+from connectors.sources.payload import obj as _obj
+from connectors.sources.payload import text as _text
+from connectors.sources.payload import time as _time
 
 SOURCE = "discourse"
 
@@ -44,18 +44,6 @@ _SKIPPED = {
 }
 
 
-def _obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, Mapping):
-        raise InvalidRecord(f"{path}.{key}", "is required" if value is None else "must be an object")
-    return value
-
-
-def _text(parent: Mapping[str, Any], key: str, limit: int = MAX_NAME) -> str | None:
-    value = parent.get(key)
-    return value[:limit] if isinstance(value, str) and value else None
-
-
 def _int(parent: Mapping[str, Any], key: str, path: str) -> int:
     value = parent.get(key)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
@@ -66,13 +54,6 @@ def _int(parent: Mapping[str, Any], key: str, path: str) -> int:
 def _opt_int(parent: Mapping[str, Any], key: str) -> int | None:
     value = parent.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _time(parent: Mapping[str, Any], key: str, path: str) -> datetime:
-    try:
-        return parse_time(parent.get(key), f"{path}.{key}")
-    except (OverflowError, ValueError):
-        raise InvalidRecord(f"{path}.{key}", "time out of range") from None
 
 
 def _base(instance: str | None) -> str | None:

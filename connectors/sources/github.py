@@ -22,8 +22,10 @@ from connectors.records import (
     ActivityRecord,
     MemberRef,
     normalize_email,
-    parse_time,
 )
+from connectors.sources.payload import obj as _obj
+from connectors.sources.payload import text as _text
+from connectors.sources.payload import time as _time
 
 SOURCE = "github"
 
@@ -127,13 +129,6 @@ _MAINTENANCE = frozenset(
 )
 
 
-def _obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, Mapping):
-        raise InvalidRecord(f"{path}.{key}", "is required" if value is None else "must be an object")
-    return value
-
-
 def _sub(parent: Any, key: str) -> Mapping[str, Any]:
     """An optional nested object, or an empty one."""
     value = parent.get(key) if isinstance(parent, Mapping) else None
@@ -147,18 +142,6 @@ def _ident(parent: Mapping[str, Any], key: str, path: str) -> str:
     if isinstance(value, str) and value.strip() and len(value) <= 100:
         return value.strip()
     raise InvalidRecord(f"{path}.{key}", "is required" if value is None else "must be an id")
-
-
-def _text(parent: Any, key: str, limit: int = MAX_NAME) -> str | None:
-    value = parent.get(key) if isinstance(parent, Mapping) else None
-    return value[:limit] if isinstance(value, str) and value else None
-
-
-def _time(parent: Mapping[str, Any], key: str, path: str) -> datetime:
-    try:
-        return parse_time(parent.get(key), f"{path}.{key}")
-    except (OverflowError, ValueError):
-        raise InvalidRecord(f"{path}.{key}", "time out of range") from None
 
 
 def _member(user: Mapping[str, Any], path: str, what: str) -> MemberRef:
@@ -373,7 +356,11 @@ def _member_added(c: _Ctx) -> ActivityRecord:
 
 def _sponsorship(c: _Ctx) -> ActivityRecord:
     sp = _obj(c.p, "sponsorship", "payload")  # webhooks_sponsorship has node_id but no numeric id
-    tier, target, path = _sub(sp, "tier"), _text(_sub(sp, "sponsorable"), "login"), "payload.sponsorship"
+    tier, target, path = (
+        _sub(sp, "tier"),
+        _text(_sub(sp, "sponsorable"), "login"),
+        "payload.sponsorship",
+    )
     return c.record(
         "sponsorship",
         f"sponsorship:{_ident(sp, 'node_id', path)}",

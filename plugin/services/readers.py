@@ -57,16 +57,20 @@ def _canonical(obj: Any) -> Outcome:
         return exc
 
 
-def read_jsonl(handle: io.BufferedReader) -> Iterator[Item]:
+def _json_lines(handle: io.BufferedReader) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded object or InvalidRecord) for each non-blank line."""
     for line_no, raw in enumerate(handle, start=1):
         if not raw.strip():
             continue
         try:
-            obj = orjson.loads(raw)
+            yield line_no, orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             yield line_no, InvalidRecord("line", f"not valid JSON ({exc.msg})")
-            continue
-        yield line_no, _canonical(obj)
+
+
+def read_jsonl(handle: io.BufferedReader) -> Iterator[Item]:
+    for line_no, obj in _json_lines(handle):
+        yield line_no, obj if isinstance(obj, InvalidRecord) else _canonical(obj)
 
 
 def _unflatten(row: Mapping[str, str | None]) -> dict[str, Any] | InvalidRecord:
@@ -162,15 +166,8 @@ def read_platform(handle: io.BufferedReader, fmt: str, path: Path) -> Iterator[I
         for index, item in enumerate(items, start=1):
             yield index, _platform(parse, item)
         return
-    for line_no, raw in enumerate(handle, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            yield line_no, InvalidRecord("line", f"not valid JSON ({exc.msg})")
-            continue
-        yield line_no, _platform(parse, obj)
+    for line_no, obj in _json_lines(handle):
+        yield line_no, obj if isinstance(obj, InvalidRecord) else _platform(parse, obj)
 
 
 def read_file(handle: io.BufferedReader, fmt: str, path: Path) -> Iterator[Item]:

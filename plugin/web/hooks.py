@@ -98,6 +98,11 @@ def _remember(
         )
 
 
+def _unauthorized(exc: SignatureError | AuthError) -> Any:
+    """401 with the signature's own complaint; an unknown workspace or source says nothing more."""
+    return problem(401, "Signature cannot be verified", str(exc) if isinstance(exc, SignatureError) else None)
+
+
 def _json_body(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -117,9 +122,7 @@ def _receive(
         workspace_id, secret = _secret(source)
         verify(secret, body)
     except (SignatureError, AuthError) as exc:
-        return problem(
-            401, "Signature cannot be verified", str(exc) if isinstance(exc, SignatureError) else None
-        )
+        return _unauthorized(exc)
     if _seen(workspace_id, source, delivery_id):
         return jsonify({"status": "duplicate", "stored": 0})
     try:
@@ -200,8 +203,7 @@ def slack() -> Any:
             _, secret = _secret("slack")
             _verify_slack(secret, body)
         except (SignatureError, AuthError) as exc:
-            detail = str(exc) if isinstance(exc, SignatureError) else None
-            return problem(401, "Signature cannot be verified", detail)
+            return _unauthorized(exc)
         return jsonify({"challenge": slack_challenge(envelope)})
     return _receive(
         "slack",

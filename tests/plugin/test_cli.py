@@ -102,3 +102,27 @@ def test_demo_builds_a_community_and_summarises_it(runner: CliRunner) -> None:
     code, again = run(runner, "demo", "--members", "300", "--activities", "6000", "--json")
     assert isinstance(again, dict) and again["ingest"]["stored"] == 0
     assert again["status"]["members"] == status["members"]
+
+
+def test_review_a_suggestion_merge_and_undo_from_the_command_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [
+        record("g1", source="github", source_user_id="1", handle="mira"),
+        record("d1", source="discourse", source_user_id="2", handle="Mira", email="mira@acme.io"),
+    ])  # fmt: skip
+    run(runner, "ingest", str(path), "--json")
+    code, suggestions = run(runner, "members", "suggestions", "--json")
+    assert code == 0 and isinstance(suggestions, list) and len(suggestions) == 1
+    a, b = suggestions[0]["member_a"], suggestions[0]["member_b"]
+    code, merged = run(runner, "members", "merge", str(a), str(b), "--json")
+    assert code == 0 and isinstance(merged, dict)
+    _, profile = run(runner, "members", "show", "mira@acme.io", "--json")
+    assert isinstance(profile, dict) and {i["source"] for i in profile["identities"]} == {
+        "github",
+        "discourse",
+    }
+    code, undone = run(runner, "members", "unmerge", str(merged["merge_log_id"]), "--json")
+    assert code == 0 and isinstance(undone, dict)
+    _, profile = run(runner, "members", "show", "mira@acme.io", "--json")
+    assert isinstance(profile, dict) and [i["source"] for i in profile["identities"]] == ["discourse"]
+    _, suggestions = run(runner, "members", "suggestions", "--refresh", "--json")
+    assert suggestions == []  # a person said they are two people: not proposed again
