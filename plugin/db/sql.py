@@ -39,14 +39,24 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
     marks = ", ".join(f"{mark}::jsonb" if _is_jsonb(conn, c) else mark for c in columns)
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (model names)
-    prepared = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(processors, (row[name] for name in names), strict=True)
-        )
-        for row in rows
-    ]
+    prepared = list(zip(*(_processed(process, [row[name] for row in rows]) for process, name in
+                          zip(processors, names, strict=True)), strict=True))  # fmt: skip
     conn.exec_driver_sql(sql, prepared)
+
+
+def _processed(process: Any, values: list[Any]) -> list[Any]:
+    """A column's values through its bind processor; a value repeated row after row (the batch's
+    timestamp) is processed once."""
+    if process is None:
+        return values
+    out: list[Any] = []
+    last: Any = object()
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, (None if value is None else process(value))
+        out.append(done)
+    return out
 
 
 def _is_jsonb(conn: Connection, column: Column[Any]) -> bool:

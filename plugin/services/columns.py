@@ -31,12 +31,24 @@ class ColumnBatch:
     texts: list[str | None] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)  # JSON text
     sentiments: list[float | None] = field(default_factory=list)
-    keys: list[MemberKey] = field(default_factory=list)
-    #: the distinct ways each person of the batch was described, in order of appearance
+    #: per record, the index of its person in ``members`` (ints pickle and map far cheaper than keys)
+    person: list[int] = field(default_factory=list)
+    #: the distinct people of the batch, in order of appearance, each with the distinct ways the
+    #: batch described them
     members: dict[MemberKey, list[MemberRef]] = field(default_factory=dict)
+    _index: dict[MemberKey, int] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_index"] = None  # derivable from ``members``; not worth its bytes in the pipe
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._index = {key: i for i, key in enumerate(self.members)}
 
     def append(self, record: ActivityRecord) -> None:
         self.sources.append(record.source)
@@ -51,12 +63,15 @@ class ColumnBatch:
         self.sentiments.append(record.sentiment)
         member = record.member
         key = (record.source, member.key)
-        self.keys.append(key)
-        refs = self.members.get(key)
-        if refs is None:
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self._index)
             self.members[key] = [member]
-        elif member not in refs:
-            refs.append(member)
+        else:
+            refs = self.members[key]
+            if member not in refs:
+                refs.append(member)
+        self.person.append(index)
 
     def extend(self, records: Iterable[ActivityRecord]) -> None:
         for record in records:
@@ -71,7 +86,7 @@ class ColumnBatch:
         if not dropped:
             return self, 0
         keep = sorted(first.values())
-        kept = ColumnBatch(members=self.members)
+        kept = ColumnBatch(members=self.members, _index=self._index)
         for name in (
             "sources",
             "ids",
@@ -83,7 +98,7 @@ class ColumnBatch:
             "texts",
             "properties",
             "sentiments",
-            "keys",
+            "person",
         ):
             column = getattr(self, name)
             setattr(kept, name, [column[i] for i in keep])

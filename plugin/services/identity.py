@@ -74,12 +74,11 @@ class IdentityResolver:
     stats: ResolveStats = field(default_factory=ResolveStats)
 
     def resolve(
-        self, conn: Connection, keys: Sequence[MemberKey], members: Mapping[MemberKey, Sequence[MemberRef]]
+        self, conn: Connection, members: Mapping[MemberKey, Sequence[MemberRef]]
     ) -> list[tuple[int, int]]:
-        """(identity_id, member_id) for each key, creating what is missing.
-
-        ``members`` gives, per key, the distinct ways the batch described that person (the first
-        creates the identity; all of them may fill empty profile fields)."""
+        """(identity_id, member_id) for each person of ``members``, in its order, creating what
+        is missing. Each person comes with the distinct ways the batch described them: the first
+        creates the identity; all may fill empty profile fields."""
         known = self.identities
         unknown = [k for k in members if k not in known]
         if unknown:
@@ -88,7 +87,7 @@ class IdentityResolver:
             if new:
                 self._create(conn, new)
         self._fill_profiles(conn, members)
-        return [known[k] for k in keys]
+        return [known[k] for k in members]
 
     # -- loading -------------------------------------------------------------------------------
     def _load_identities(self, conn: Connection, keys: Iterable[MemberKey]) -> None:

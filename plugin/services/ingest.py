@@ -225,9 +225,11 @@ class Ingestor:
         return self.report
 
     def _store(self, conn: Connection, batch: ColumnBatch) -> None:
-        owners = self.resolver.resolve(conn, batch.keys, batch.members)
-        identity_ids = [identity_id for identity_id, _ in owners]
-        member_ids = [member_id for _, member_id in owners]
+        owners = self.resolver.resolve(conn, batch.members)
+        person_identity = [identity_id for identity_id, _ in owners]
+        person_member = [member_id for _, member_id in owners]
+        identity_ids = [person_identity[i] for i in batch.person]
+        member_ids = [person_member[i] for i in batch.person]
         count = len(batch)
         rows = list(
             zip(

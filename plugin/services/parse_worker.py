@@ -8,6 +8,7 @@ printed by the queue's feeder thread.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import queue
@@ -69,6 +70,7 @@ def read_batches(files: list[Path], fmt: str | None) -> Iterator[Batch]:
 
 
 def _work(files: list[str], fmt: str | None, out: Any) -> None:
+    gc.disable()  # records hold no cycles; collector passes over each batch cost a tenth of the time
     try:
         for batch in read_batches([Path(f) for f in files], fmt):
             out.put(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
