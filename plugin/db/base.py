@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Table, TypeDecorator
@@ -44,7 +44,7 @@ def to_micros(value: datetime) -> int:
 
 
 def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1_000_000, UTC)
+    return EPOCH + timedelta(microseconds=value)  # exact; a float would lose microseconds
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -71,6 +71,8 @@ class IdentityResolver:
     profiles: dict[int, list[object]] = field(default_factory=dict)
     #: the member data each identity last offered; the same data again needs no profile check
     offered: dict[MemberKey, MemberRef] = field(default_factory=dict)
+    #: identities known to have no email yet (a later record may tell it)
+    without_email: set[MemberKey] = field(default_factory=set)
     stats: ResolveStats = field(default_factory=ResolveStats)
 
     def resolve(
@@ -98,14 +100,16 @@ class IdentityResolver:
         for source, user_keys in missing.items():
             for part in chunks(user_keys):
                 rows = conn.execute(
-                    select(Identity.source_user_id, Identity.id, Identity.member_id).where(
+                    select(Identity.source_user_id, Identity.id, Identity.member_id, Identity.email).where(
                         Identity.workspace_id == self.workspace_id,
                         Identity.source == source,
                         in_values(conn, Identity.source_user_id, part),
                     )
                 )
-                for user_key, identity_id, member_id in rows:
+                for user_key, identity_id, member_id, email in rows:
                     self.identities[(source, user_key)] = (identity_id, member_id)
+                    if email is None:
+                        self.without_email.add((source, user_key))
                     found_members.add(member_id)
         self._load_profiles(conn, found_members - self.profiles.keys())
 
@@ -196,6 +200,8 @@ class IdentityResolver:
         joined_by_email: list[dict[str, object]] = []
         for key, identity_id in zip(keys, identity_ids, strict=True):
             self.identities[key] = (identity_id, owner[key])
+            if new[key].email is None:
+                self.without_email.add(key)
             shares_new_member = key in new_member_for and first_keys[new_member_for[key]] != key
             if key in joins or shares_new_member:
                 joined_by_email.append(self._auto_merge_row(owner[key], identity_id, key[0], now))
@@ -273,9 +279,28 @@ class IdentityResolver:
         """Give members the profile fields they lack from what later records tell."""
         changes: dict[int, dict[str, object]] = {}
         offered_before = self.offered
+        emails: list[dict[str, object]] = []
         for key, refs in members.items():
             for ref in refs:
                 self._offer(key, ref, offered_before, changes)
+                if ref.email and key in self.without_email:
+                    # The identity learns its email; the suggestion pass then sees it (a verified
+                    # email shared with another member is proposed with high confidence).
+                    self.without_email.discard(key)
+                    emails.append(
+                        {
+                            "_id": self.identities[key][0],
+                            "email": ref.email,
+                            "verified": email_is_trusted(key[0], ref),
+                        }
+                    )
+        if emails:
+            conn.execute(
+                update(Identity)
+                .where(Identity.id == bindparam("_id"), Identity.email.is_(None))
+                .values(email=bindparam("email"), verified=bindparam("verified")),
+                emails,
+            )
         self._write_profile_changes(conn, changes)
 
     def _offer(

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.db.base import utcnow
@@ -87,7 +87,6 @@ def merge(
     for name in filled:
         setattr(target, name, getattr(source, name))
     _move_identities(session, identity_ids, target.id)
-    session.execute(update(Activity).where(Activity.member_id == source.id).values(member_id=target.id))
     if consent_ids:
         session.execute(update(Consent).where(Consent.id.in_(consent_ids)).values(member_id=target.id))
     source.merged_into_id = target.id
@@ -191,6 +190,26 @@ def _undo_merge(session: Session, workspace_id: int, entry: MergeLog, actor: str
     source = session.get(Member, entry.source_member_id)
     target = session.get(Member, entry.target_member_id)
     assert source is not None and target is not None
+    owners = dict(
+        session.execute(
+            select(Identity.id, Identity.member_id).where(Identity.id.in_(entry.identity_ids))
+        ).all()
+    )
+    moved = sorted(i for i in entry.identity_ids if owners.get(i) != target.id)
+    if moved or target.merged_into_id is not None:
+        later = session.scalars(
+            select(MergeLog.id).where(
+                MergeLog.workspace_id == workspace_id,
+                MergeLog.id > entry.id,
+                MergeLog.undone_at.is_(None),
+                or_(MergeLog.target_member_id == target.id, MergeLog.source_member_id == target.id),
+            )
+        ).all()
+        raise ValidationFailed(
+            f"merge {entry.id} cannot be undone alone: later decisions moved its identities",
+            hint="undo these merge-log entries first, newest first: "
+            + ", ".join(map(str, sorted(later, reverse=True))),
+        )
     _move_identities(session, list(entry.identity_ids), source.id)
     consents = list(entry.filled_fields.get("consents", []))
     if consents:

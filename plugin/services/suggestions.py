@@ -4,7 +4,10 @@ Evidence, weakest to strongest, combined as independent signals (1 - Π(1 - p)):
 
 * the same name at the same organization (0.5): common names collide inside large companies;
 * the same handle on two platforms (0.6): people reuse handles, but so do strangers with short ones;
-* the same email where a source does not verify emails (0.8).
+* the same email where a source does not verify emails (0.8);
+* the same verified email on two members (0.95): ingest merges these at once when it meets a new
+  identity, but two existing members can come to share one (an identity learning its email later);
+  a pair split by a person was recorded as dismissed and is never proposed again.
 
 Pairs already decided (accepted or dismissed) are never proposed again. The pass reads identities
 and members once and groups them in memory, so it is linear in their number.
@@ -20,7 +23,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from plugin.db.models import Identity, Member, MergeSuggestion
 
-WEIGHTS = {"name_org": 0.5, "handle": 0.6, "email": 0.8}
+WEIGHTS = {"name_org": 0.5, "handle": 0.6, "email": 0.8, "verified_email": 0.95}
 MAX_GROUP = 20  # a handle or name shared by more members than this is too common to mean anything
 
 
@@ -42,7 +45,7 @@ def find_candidates(engine: Engine, workspace_id: int) -> dict[tuple[int, int], 
     by_handle: dict[str, set[int]] = defaultdict(set)
     by_handle_sources: dict[str, set[str]] = defaultdict(set)
     by_email: dict[str, set[int]] = defaultdict(set)
-    unverified_emails: set[str] = set()
+    verified_by: dict[str, set[int]] = defaultdict(set)  # members holding the email verified
     by_name_org: dict[tuple[str, int], set[int]] = defaultdict(set)
     with engine.connect() as conn:
         live = select(Member.id).where(Member.workspace_id == workspace_id, Member.merged_into_id.is_(None))
@@ -57,8 +60,8 @@ def find_candidates(engine: Engine, workspace_id: int) -> dict[tuple[int, int], 
                 by_handle_sources[_fold(handle)].add(source)
             if email:
                 by_email[email].add(member_id)
-                if not verified:
-                    unverified_emails.add(email)
+                if verified:
+                    verified_by[email].add(member_id)
         members = conn.execute(
             select(Member.id, Member.display_name, Member.organization_id).where(
                 Member.workspace_id == workspace_id,
@@ -73,11 +76,10 @@ def find_candidates(engine: Engine, workspace_id: int) -> dict[tuple[int, int], 
         if len(by_handle_sources[handle]) > 1:  # the same handle on one platform is one account
             for pair in _pairs([group]):
                 evidence[pair].append(f"handle:{handle}")
-    # Two verified identities with one email were merged at ingest; if they stand apart now, a person
-    # split them on purpose. Only an unverified email is evidence still waiting for a decision.
-    for email in unverified_emails:
-        for pair in _pairs([by_email[email]]):
-            evidence[pair].append(f"email:{email}")
+    for email, group in by_email.items():
+        for pair in _pairs([group]):
+            both = pair[0] in verified_by[email] and pair[1] in verified_by[email]
+            evidence[pair].append(f"{'verified_email' if both else 'email'}:{email}")
     for (name, _org), group in by_name_org.items():
         for pair in _pairs([group]):
             evidence[pair].append(f"name_org:{name}")

@@ -104,3 +104,24 @@ def test_suggestions_are_not_proposed_twice(engine: Engine, workspace_id: int, t
     )
     assert ingest_paths(engine, workspace_id, [path]).suggestions == 1
     assert ingest_paths(engine, workspace_id, [path]).suggestions == 0
+
+
+def test_an_identity_that_learns_its_verified_email_later_is_proposed(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [record("s1", source="slack", source_user_id="U1", handle="ann")])
+    write_jsonl(tmp_path / "b.jsonl", [
+        record("s2", source="slack", source_user_id="U1", email="ann@acme.com"),
+        record("d1", source="discourse", source_user_id="7", email="ann@acme.com"),
+    ])  # fmt: skip
+    ingest_paths(engine, workspace_id, [tmp_path / "a.jsonl"])
+    ingest_paths(engine, workspace_id, [tmp_path / "b.jsonl"])
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(Identity.email).where(Identity.source == "slack")).scalar_one()
+            == "ann@acme.com"
+        )
+        evidence, confidence = conn.execute(
+            select(MergeSuggestion.evidence, MergeSuggestion.confidence)
+        ).one()
+    assert evidence == ["verified_email:ann@acme.com"] and confidence == 0.95

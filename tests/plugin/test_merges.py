@@ -100,3 +100,24 @@ def test_undoing_an_automatic_email_merge_splits_the_identity_off(
         s.commit()
         groups = sorted(by_member(s).values())
     assert groups == [["d1"], ["s1", "s2"]]
+
+
+def test_undo_out_of_order_is_refused_and_names_what_to_undo_first(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [
+        record("a1", source="slack", source_user_id="A"), record("b1", source="slack", source_user_id="B"),
+        record("c1", source="slack", source_user_id="C"),
+    ])  # fmt: skip
+    ingest_paths(engine, workspace_id, [path])
+    with Session(engine) as s:
+        ids = dict(s.execute(select(Identity.source_user_id, Identity.member_id)).all())
+        first = merges.merge(s, workspace_id, ids["A"], ids["B"], actor="t", reason="x")
+        second = merges.merge(s, workspace_id, ids["C"], ids["A"], actor="t", reason="y")
+        with pytest.raises(ValidationFailed) as info:
+            merges.undo(s, workspace_id, first.id, actor="t")
+        assert str(second.id) in (info.value.hint or "")
+        merges.undo(s, workspace_id, second.id, actor="t")
+        merges.undo(s, workspace_id, first.id, actor="t")
+        s.commit()
+        assert sorted(by_member(s).values()) == [["a1"], ["b1"], ["c1"]]
