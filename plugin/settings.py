@@ -37,6 +37,16 @@ class Settings:
         return make_url(self.database_url).render_as_string(hide_password=True)
 
 
+def _beside_database(url: str, name: str) -> str:
+    """A file next to the SQLite database (so every command finds the same key wherever it runs)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:":
+        return str(Path(database).expanduser().parent / name)
+    return name
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     url = env.get("FLYWHEEL_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
@@ -59,7 +69,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_workers = max(1, int(env.get("FLYWHEEL_WEB_WORKERS", "2")))
     except ValueError:
         raise ConfigError("FLYWHEEL_WEB_WORKERS must be a whole number") from None
-    key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE", ".flywheel-secret"))
+    key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE") or _beside_database(url, ".flywheel-secret"))
     return Settings(
         database_url=url,
         secret_key=env.get("FLYWHEEL_SECRET_KEY") or None,

@@ -107,7 +107,10 @@ def runner(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> CliRunne
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data").exists():
-        pytest.skip(f"shared data not found at {SHARED}; set FLYWHEEL_SHARED_DIR to the shared/ folder")
+        message = f"shared data not found at {SHARED}; set FLYWHEEL_SHARED_DIR to the shared/ folder"
+        if os.environ.get("FLYWHEEL_REQUIRE_SHARED"):
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED
 
 

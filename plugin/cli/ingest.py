@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
@@ -37,7 +38,7 @@ def print_report(app: AppContext, report: IngestReport) -> None:
         reasons.add_column("reason")
         reasons.add_column("count", justify="right")
         for reason, count in report.reasons.most_common(15):
-            reasons.add_row(reason, f"{count:,}")
+            reasons.add_row(escape(reason), f"{count:,}")
         app.out.print(reasons)
     for problem in report.problems[:SHOWN_PROBLEMS]:
         where = f"{problem.file or ''}:{problem.line}" if problem.line else (problem.file or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
@@ -25,37 +26,39 @@ def members() -> None:
 
 def _print_profile(app: AppContext, p: dict[str, Any]) -> None:
     org = p["organization"]
-    app.out.print(f"[bold]{p['display_name'] or '(no name)'}[/bold]  member {p['id']}", highlight=False)
+    app.out.print(
+        f"[bold]{escape(p['display_name'] or '(no name)')}[/bold]  member {p['id']}", highlight=False
+    )
     for label in ("primary_email", "locale", "lifecycle_stage", "title"):
         if p[label]:
-            app.out.print(f"  {label.replace('_', ' ')}: {p[label]}", highlight=False)
+            app.out.print(f"  {label.replace('_', ' ')}: {escape(str(p[label]))}", highlight=False)
     if org:
-        app.out.print(f"  organization: {org['name']} ({org['domain']})", highlight=False)
+        app.out.print(f"  organization: {escape(org['name'])} ({escape(org['domain'])})", highlight=False)
     table = Table(title="identities")
     for col in ("id", "source", "user id", "handle", "email", "verified", "name"):
         table.add_column(col)
     for i in p["identities"]:
         table.add_row(
             str(i["id"]),
-            i["source"],
-            i["source_user_id"],
-            i["handle"] or "",
-            i["email"] or "",
+            escape(i["source"]),
+            escape(i["source_user_id"]),
+            escape(i["handle"] or ""),
+            escape(i["email"] or ""),
             "yes" if i["verified"] else "no",
-            i["name"] or "",
+            escape(i["name"] or ""),
         )
     app.out.print(table)
-    counts = ", ".join(f"{k} {v}" for k, v in p["activities"]["by_type"].items())
+    counts = escape(", ".join(f"{k} {v}" for k, v in p["activities"]["by_type"].items()))
     app.out.print(f"  activities: {p['activities']['total']:,}" + (f" ({counts})" if counts else ""))
     for purpose, c in p["consents"].items():
         app.out.print(
             f"  consent {purpose}: {'granted' if c['granted'] else 'withdrawn'} ({c['recorded_at']})"
         )
     for e in p["merge_log"]:
-        state = " [undone]" if e["undone"] else ""
+        state = escape(" [undone]") if e["undone"] else ""
         app.out.print(
             f"  merge log {e['id']}: {e['kind']} {e['source_member_id']} -> {e['target_member_id']}"
-            f" ({e['reason']}){state}",
+            f" ({escape(e['reason'])}){state}",
             highlight=False,
         )
 
@@ -195,10 +198,10 @@ def suggestions(app: AppContext, refresh: bool, limit: int, workspace: str | Non
     for d in data:
         table.add_row(
             str(d["id"]),
-            f"{d['member_a']} {d['name_a'] or ''}",
-            f"{d['member_b']} {d['name_b'] or ''}",
+            f"{d['member_a']} {escape(d['name_a'] or '')}",
+            f"{d['member_b']} {escape(d['name_b'] or '')}",
             f"{d['confidence']:.2f}",
-            ", ".join(d["evidence"]),
+            escape(", ".join(d["evidence"])),
         )
     app.out.print(table)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.errors import SignatureError
+from connectors.sources.signatures import standard_webhooks_key
 from plugin.db.models import HookSecret
 from plugin.errors import AuthError, ValidationFailed
 from plugin.services.secrets import decrypt, encrypt
@@ -28,6 +30,16 @@ def set_hook_secret(session: Session, settings: Settings, workspace_id: int, sou
     check_source(source)
     if len(value) < 16:
         raise ValidationFailed("the secret is too short", fields={"secret": "at least 16 characters"})
+    if source.startswith("generic:"):
+        try:
+            standard_webhooks_key(value)
+        except SignatureError:
+            raise ValidationFailed(
+                "a generic receiver's secret is a Standard Webhooks secret",
+                fields={
+                    "secret": "whsec_ followed by base64, e.g. as `flywheel hooks secret generic:NAME` makes"
+                },
+            ) from None
     row = session.scalar(
         select(HookSecret).where(HookSecret.workspace_id == workspace_id, HookSecret.source == source)
     )

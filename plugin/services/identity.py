@@ -16,7 +16,7 @@ the bulk-ingest path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -74,6 +74,17 @@ class IdentityResolver:
     #: identities known to have no email yet (a later record may tell it)
     without_email: set[MemberKey] = field(default_factory=set)
     stats: ResolveStats = field(default_factory=ResolveStats)
+    _committed: ResolveStats = field(default_factory=ResolveStats)
+
+    def fresh(self) -> IdentityResolver:
+        """A resolver with empty caches and the statistics as they stood before the failed batch
+        (its rows were rolled back, so what it counted is taken back too)."""
+        return IdentityResolver(
+            self.workspace_id, stats=replace(self._committed), _committed=replace(self._committed)
+        )
+
+    def commit_stats(self) -> None:
+        self._committed = replace(self.stats)
 
     def resolve(
         self, conn: Connection, members: Mapping[MemberKey, Sequence[MemberRef]]

@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from connectors.records import ActivityRecord
 from plugin.db.base import to_micros, utcnow
@@ -65,7 +66,9 @@ class IngestReport:
             self.invalid += 1
         else:
             self.skipped += 1
-        self.reasons[f"{field_name}: {reason}" if invalid else reason] += 1
+        # Invalid items are counted by field: their reasons quote the bad value, and a file of a
+        # million distinct bad values must not make a million keys. Each reason is in `problems`.
+        self.reasons[f"invalid {field_name}" if invalid else reason] += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(Problem(line, field_name, reason, file))
 
@@ -183,6 +186,22 @@ class Ingestor:
         # CONFLICT DO NOTHING) catches those stored before, even by a concurrent writer.
         fresh, repeats = batch.without_repeats()
         self.report.duplicates += repeats
+        try:
+            self._transaction(fresh)
+        except IntegrityError:
+            # A concurrent writer created the same person or organization first. This batch
+            # rolled back whole; forget what the resolver cached from it and run it once more.
+            self.resolver = self.resolver.fresh()
+            self._transaction(fresh)
+        self.resolver.commit_stats()
+        self._refresh_planner_statistics()
+        stats = self.resolver.stats
+        self.report.members_created = stats.members_created
+        self.report.identities_created = stats.identities_created
+        self.report.auto_merges = stats.auto_merges
+        self.report.organizations_created = stats.organizations_created
+
+    def _transaction(self, fresh: ColumnBatch) -> None:
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
                 # Per-row foreign-key lookups cost a quarter of SQLite's insert time; every id a
@@ -198,12 +217,6 @@ class Ingestor:
         else:
             with self.engine.begin() as conn:
                 self._store(conn, fresh)
-        self._refresh_planner_statistics()
-        stats = self.resolver.stats
-        self.report.members_created = stats.members_created
-        self.report.identities_created = stats.identities_created
-        self.report.auto_merges = stats.auto_merges
-        self.report.organizations_created = stats.organizations_created
 
     def _refresh_planner_statistics(self) -> None:
         """On PostgreSQL, ANALYZE the tables this run grows each time it has doubled them.

@@ -102,19 +102,35 @@ def _unflatten(row: Mapping[str, str | None]) -> dict[str, Any] | InvalidRecord:
     return record
 
 
+def _decoded_lines(handle: io.BufferedReader) -> Iterator[str]:
+    """UTF-8 text line by line (a BOM dropped), so a bad byte is met exactly at its own line."""
+    for index, raw in enumerate(handle):
+        yield (raw.removeprefix(b"\xef\xbb\xbf") if index == 0 else raw).decode("utf-8")
+
+
 def read_csv(handle: io.BufferedReader) -> Iterator[Item]:
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(_decoded_lines(handle))
     try:
-        reader = csv.DictReader(text)
         if not reader.fieldnames or "type" not in reader.fieldnames:
             yield 1, InvalidRecord("header", "the first row must name the columns (source, id, type, ...)")
             return
         for row in reader:
-            line_no = reader.line_num
             flat = _unflatten(row)
-            yield line_no, flat if isinstance(flat, InvalidRecord) else _canonical(flat)
-    finally:
-        text.detach()  # leave the caller's file open (a dropped wrapper would close it)
+            yield reader.line_num, flat if isinstance(flat, InvalidRecord) else _canonical(flat)
+    except UnicodeDecodeError:
+        yield (
+            reader.line_num + 1,
+            InvalidRecord(
+                "file",
+                "is not UTF-8 from this line on; save it as UTF-8 and ingest again "
+                "(rows before it are stored)",
+            ),
+        )
+    except csv.Error as exc:
+        yield (
+            reader.line_num,
+            InvalidRecord("file", f"CSV cannot be read from here on ({exc}); rows before it are stored"),
+        )
 
 
 def _platform(parse: Callable[[Mapping[str, Any]], list[ActivityRecord]], obj: Any) -> Outcome:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from plugin.db.models import Activity, Identity, Member, MergeLog, MergeSuggestion, Organization, Workspace
+from plugin.db.models.identity_log import AUTO_EMAIL, MERGE
 
 
 @dataclass
@@ -44,7 +45,9 @@ def workspace_status(engine: Engine, workspace: Workspace) -> WorkspaceStatus:
         status.merged_members = _count(conn, Member, wid, Member.merged_into_id.is_not(None))
         status.identities = _count(conn, Identity, wid)
         status.organizations = _count(conn, Organization, wid)
-        status.merges = _count(conn, MergeLog, wid, MergeLog.undone_at.is_(None))
+        status.merges = _count(
+            conn, MergeLog, wid, MergeLog.undone_at.is_(None), MergeLog.kind.in_((MERGE, AUTO_EMAIL))
+        )
         status.open_suggestions = _count(conn, MergeSuggestion, wid, MergeSuggestion.status == "open")
         status.identities_by_source = {
             source: int(n)

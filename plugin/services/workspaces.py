@@ -20,9 +20,7 @@ TOKEN_PREFIX = "fw_"  # noqa: S105 (a visible prefix so leaked tokens are recogn
 def get_workspace(session: Session, slug: str) -> Workspace:
     workspace = session.scalar(select(Workspace).where(Workspace.slug == slug))
     if workspace is None:
-        raise NotFound(
-            f"no workspace {slug!r}", hint="run `flywheel init` or `flywheel workspaces create NAME` first"
-        )
+        raise NotFound(f"no workspace {slug!r}", hint="create it with `flywheel init --workspace SLUG`")
     return workspace
 
 

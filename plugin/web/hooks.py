@@ -8,6 +8,8 @@ The workspace is named by ``?workspace=SLUG`` (default: the default workspace).
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -51,18 +53,28 @@ def _now() -> datetime:
     return clock()
 
 
+#: Checked against when a workspace or source has no secret, so that such a request is answered
+#: exactly like a wrong signature (same messages, same work) and reveals nothing configured.
+_DECOY = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
 def _secret(source: str) -> tuple[int, str]:
+    """(workspace id, secret); (-1, a random decoy) when there is none to check against."""
     slug = request.args.get("workspace") or _settings().default_workspace
     with Session(_engine()) as session:
         workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == slug))
         if workspace_id is None:
-            raise AuthError("signature cannot be verified")  # never reveal which workspaces exist
-        return workspace_id, get_hook_secret(session, _settings(), workspace_id, source)
+            return -1, _DECOY
+        try:
+            return workspace_id, get_hook_secret(session, _settings(), workspace_id, source)
+        except AuthError:
+            return -1, _DECOY
 
 
 def _seen(workspace_id: int, source: str, delivery_id: str | None) -> bool:
     if not delivery_id:
         return False
+    delivery_id = delivery_id[:255]  # as stored by _remember
     with Session(_engine()) as session:
         return (
             session.scalar(
@@ -99,8 +111,8 @@ def _remember(
 
 
 def _unauthorized(exc: SignatureError | AuthError) -> Any:
-    """401 with the signature's own complaint; an unknown workspace or source says nothing more."""
-    return problem(401, "Signature cannot be verified", str(exc) if isinstance(exc, SignatureError) else None)
+    """401 with the signature's own complaint (the same whether or not a secret is configured)."""
+    return problem(401, "Signature cannot be verified", str(exc))
 
 
 def _json_body(body: bytes) -> Any:
@@ -121,6 +133,8 @@ def _receive(
     try:
         workspace_id, secret = _secret(source)
         verify(secret, body)
+        if workspace_id < 0:
+            raise SignatureError("no signature matches the body")
     except (SignatureError, AuthError) as exc:
         return _unauthorized(exc)
     if _seen(workspace_id, source, delivery_id):
@@ -200,8 +214,10 @@ def slack() -> Any:
     delivery = envelope.get("event_id") if isinstance(envelope, dict) else None
     if isinstance(envelope, dict) and slack_challenge(envelope) is not None:
         try:
-            _, secret = _secret("slack")
+            workspace_id, secret = _secret("slack")
             _verify_slack(secret, body)
+            if workspace_id < 0:
+                raise SignatureError("X-Slack-Signature does not match the body")
         except (SignatureError, AuthError) as exc:
             return _unauthorized(exc)
         return jsonify({"challenge": slack_challenge(envelope)})
@@ -225,6 +241,10 @@ def _generic_records(source: str, obj: Any) -> list[ActivityRecord]:
             record = parse_record(item, default_source=source)
         except InvalidRecord as exc:
             raise InvalidRecord(f"records[{index}].{exc.field}", exc.reason) from None
+        if record.member.email and record.member.email_verified is None:
+            # A relaying tool (a form, a survey) passes on what people typed: never proof of an
+            # address, so it only ever suggests a merge unless the sender vouches explicitly.
+            record = record._replace(member=record.member._replace(email_verified=False))
         if record.source != source:
             raise InvalidRecord(f"records[{index}].source", f"must be {source!r} on /hooks/generic/{source}")
         records.append(record)

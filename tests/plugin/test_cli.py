@@ -126,3 +126,14 @@ def test_review_a_suggestion_merge_and_undo_from_the_command_line(runner: CliRun
     assert isinstance(profile, dict) and [i["source"] for i in profile["identities"]] == ["discourse"]
     _, suggestions = run(runner, "members", "suggestions", "--refresh", "--json")
     assert suggestions == []  # a person said they are two people: not proposed again
+
+
+def test_names_that_look_like_markup_are_shown_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [
+        record("m1", name="Dana [ops] Levi", email="dana@example.org"),
+        record("m2", name="Bob [/x]", email="bob@example.org"),
+    ])  # fmt: skip
+    run(runner, "ingest", str(path))
+    for email, name in (("dana@example.org", "Dana [ops] Levi"), ("bob@example.org", "Bob [/x]")):
+        result = runner.invoke(cli, ["members", "show", email])
+        assert result.exit_code == 0 and name in result.stdout

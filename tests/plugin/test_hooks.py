@@ -261,3 +261,26 @@ def test_generic_receiver_stores_canonical_records_and_dedupes_on_webhook_id(
     with engine.connect() as conn:
         assert conn.execute(select(Activity.source)).scalar_one() == "events"
         assert conn.execute(select(func.count()).select_from(InboundDelivery)).scalar_one() == 1
+
+
+def test_an_unknown_workspace_answers_exactly_like_a_wrong_signature(
+    client: FlaskClient, settings: Settings, engine: Engine, workspace_id: int
+) -> None:
+    secret(settings, engine, workspace_id, "github")
+    body = b'{"zen": "x"}'
+    headers = {"X-GitHub-Event": "ping", "X-Hub-Signature-256": github_sig(body, "not-the-secret-at-all")}
+    known = client.post("/hooks/github", data=body, headers=headers)
+    unknown = client.post("/hooks/github?workspace=nope", data=body, headers=headers)
+    unconfigured = client.post(
+        "/hooks/discourse",
+        data=body,
+        headers={"X-Discourse-Event": "ping", "X-Discourse-Event-Signature": "sha256=00"},
+    )
+    assert known.status_code == unknown.status_code == unconfigured.status_code == 401
+    assert known.json == unknown.json
+    assert unconfigured.json["detail"] == "X-Discourse-Event-Signature does not match the body"  # type: ignore[index]
+    headers.pop("X-Hub-Signature-256")
+    assert (
+        client.post("/hooks/github?workspace=nope", data=body, headers=headers).json
+        == client.post("/hooks/github", data=body, headers=headers).json
+    )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select
 
+from connectors.records import parse_record
 from plugin.db.models import Activity, Identity, Member, Organization
+from plugin.services.identity import IdentityResolver
+from plugin.services.ingest import Ingestor
 from plugin.services.ingest_files import ingest_paths
 from tests.plugin.helpers import record, write_jsonl
 
@@ -131,3 +136,45 @@ def test_parsing_in_a_worker_process_gives_the_same_result(
     assert (in_process.read, in_process.stored, in_process.duplicates) == (31, 28, 1)
     assert [(p.line, p.field) for p in in_worker.problems] == [(8, "line"), (13, "type")]
     assert count(engine, Activity) == 28
+
+
+def test_a_batch_colliding_with_a_concurrent_writer_is_retried(
+    engine: Engine, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Ingestor(engine, workspace_id)
+    first.add(parse_record(record("x1", source="slack", source_user_id="U1", email="new@acme.io")))
+    first.finish()
+    # The second writer looked U1 up just before the first committed it: its lookup misses once,
+    # so it inserts U1 again, collides with the unique key, and must retry the whole batch.
+    real_load = IdentityResolver._load_identities
+    calls: list[int] = []
+
+    def miss_once(self: IdentityResolver, conn: Any, keys: Any) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            real_load(self, conn, keys)
+
+    monkeypatch.setattr(IdentityResolver, "_load_identities", miss_once)
+    second = Ingestor(engine, workspace_id)
+    second.add(parse_record(record("x2", source="slack", source_user_id="U1", email="new@acme.io")))
+    report = second.finish()
+    assert len(calls) == 2  # the collision happened and the batch ran again
+    assert (report.stored, report.identities_created, report.members_created) == (1, 0, 0)
+    with engine.connect() as conn:
+        assert len(set(conn.execute(select(Activity.member_id)).scalars())) == 1
+        assert conn.execute(select(func.count()).select_from(Identity)).scalar_one() == 1
+
+
+def test_a_csv_that_turns_into_bad_bytes_keeps_the_rows_before(
+    engine: Engine, workspace_id: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        b"source,id,type,occurred_at,member_email\n"
+        b"events,e1,event_attended,2026-01-02T03:04:05Z,a@acme.io\n"
+        + b"events,e2,event_attended,2026-01-02T03:04:05Z,b@acme.io\n" * 3000
+        + b"events,e3,event_attended,2026-01-02T03:04:05Z,\xff\xfe@acme.io\n"
+    )
+    report = ingest_paths(engine, workspace_id, [path])
+    assert report.stored == 2 and report.duplicates == 2999
+    assert [p.field for p in report.problems] == ["file"] and "UTF-8" in report.problems[0].reason
