@@ -293,7 +293,3 @@ def record_to_dict(record: ActivityRecord) -> dict[str, Any]:
     if record.properties:
         out["properties"] = dict(record.properties)
     return out
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -22,7 +22,6 @@ class Settings:
     default_workspace: str = "default"
     #: Largest inbound webhook body accepted (bytes); larger answers 413.
     max_hook_body: int = 1_000_000
-    broker_url: str | None = None
     #: gunicorn worker processes for ``flywheel serve``
     web_workers: int = 2
 
@@ -76,6 +75,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         secret_key_file=key_file,
         default_workspace=env.get("FLYWHEEL_WORKSPACE", "default"),
         max_hook_body=max_hook_body,
-        broker_url=env.get("FLYWHEEL_BROKER_URL") or None,
         web_workers=web_workers,
     )

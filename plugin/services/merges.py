@@ -17,8 +17,9 @@ from plugin.db.base import utcnow
 from plugin.db.models import Activity, Consent, Identity, Member, MergeLog, MergeSuggestion
 from plugin.db.models.identity_log import AUTO_EMAIL, MERGE, SPLIT
 from plugin.errors import NotFound, ValidationFailed
+from plugin.services.identity import PROFILE_FIELDS
 
-FILLABLE = ("display_name", "primary_email", "locale", "lifecycle_stage", "title", "organization_id")
+FILLABLE = PROFILE_FIELDS  # the member fields a merge may fill from the merged member
 
 
 def live_member(session: Session, workspace_id: int, member_id: int) -> Member:

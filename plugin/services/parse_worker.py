@@ -90,7 +90,9 @@ def parse_in_worker(files: list[Path], fmt: str | None) -> Iterator[Batch]:
             try:
                 message = pickle.loads(out.get(timeout=5))  # noqa: S301 (our own child's output)
             except queue.Empty:
-                if not worker.is_alive():
+                # A worker that exited normally may still have batches in the pipe: keep reading
+                # until its final None; only a worker that died abnormally is an error.
+                if not worker.is_alive() and worker.exitcode != 0:
                     raise RuntimeError(f"the parsing worker stopped (exit code {worker.exitcode})") from None
                 continue
             if message is None:
