@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connectors.errors import InvalidRecord, NoActivity
 from connectors.records import ACTIVITY_TYPES, ActivityRecord, parse_record, record_to_dict
 from connectors.sources.discourse import parse_discourse
+from tests.connectors.strategies import json_like
 
 PAYLOADS = Path(__file__).parent / "payloads" / "discourse"
 FILES = sorted(PAYLOADS.glob("*/*.json"))
@@ -271,13 +272,7 @@ SCALARS = (
     | st.text(max_size=12)
     | st.sampled_from(["2026-01-12T09:30:05.123Z", "/t/x/1/1", "private_message", "a@b.co"])
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5)
-    ),
-    max_leaves=10,
-)
+JSON = json_like(SCALARS, KEYS)
 EXAMPLES = [(p.parent.name, json.loads(p.read_text())) for p in FILES]
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from connectors.errors import InvalidRecord, NoActivity
 from connectors.records import ACTIVITY_TYPES, ActivityRecord, parse_record, record_to_dict
 from connectors.sources.github import GITHUB_EVENTS, infer_github_event, parse_github
+from tests.connectors.strategies import json_like
 
 DATA = Path(os.environ.get("FLYWHEEL_GITHUB_WEBHOOKS", "/work/shared/data/github-webhooks"))
 FILES = sorted(DATA.glob("*/*.json"))
@@ -404,13 +405,7 @@ SCALARS = (
         ]
     )
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=6), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
+JSON = json_like(SCALARS, KEYS, key_chars=6, max_entries=4)
 EXAMPLES = [(p.parent.name, json.loads(p.read_text())) for p in FILES]
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connectors.errors import InvalidRecord, NoActivity
 from connectors.records import ACTIVITY_TYPES, ActivityRecord, parse_record, record_to_dict
 from connectors.sources.slack import parse_slack, slack_challenge
+from tests.connectors.strategies import json_like
 
 PAYLOADS = Path(__file__).parent / "payloads" / "slack"
 FILES = sorted(PAYLOADS.glob("*/*.json"))
@@ -250,13 +251,7 @@ SCALARS = (
         ]
     )
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(KEYS | st.text(max_size=5), inner, max_size=5)
-    ),
-    max_leaves=10,
-)
+JSON = json_like(SCALARS, KEYS)
 EXAMPLES = [json.loads(p.read_text()) for p in FILES]
 
 
