@@ -23,6 +23,7 @@ from connectors.records import (
     MemberRef,
     normalize_email,
 )
+from connectors.sources.payload import delivery as _delivery
 from connectors.sources.payload import obj as _obj
 from connectors.sources.payload import text as _text
 from connectors.sources.payload import time as _time
@@ -187,11 +188,7 @@ def parse_discourse(
     event: str, payload: Mapping[str, Any], instance: str | None = None
 ) -> list[ActivityRecord]:
     """Map one delivery to records; NoActivity if it carries none, InvalidRecord if it is malformed."""
-    if not isinstance(event, str) or not event.strip():
-        raise InvalidRecord("event", "is required (the X-Discourse-Event header)")
-    if not isinstance(payload, Mapping):
-        raise InvalidRecord("payload", "must be a JSON object")
-    event = event.strip()
+    event, payload = _delivery(event, payload, "X-Discourse-Event")
     if event in _SKIPPED:
         raise NoActivity(_SKIPPED[event])
     handler = _HANDLERS.get(event)

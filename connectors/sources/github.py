@@ -23,6 +23,7 @@ from connectors.records import (
     MemberRef,
     normalize_email,
 )
+from connectors.sources.payload import delivery as _delivery
 from connectors.sources.payload import obj as _obj
 from connectors.sources.payload import text as _text
 from connectors.sources.payload import time as _time
@@ -408,11 +409,7 @@ def parse_github(
     event: str, payload: Mapping[str, Any], delivery_id: str | None = None
 ) -> list[ActivityRecord]:
     """Map one delivery to records; NoActivity if it carries none, InvalidRecord if it is malformed."""
-    if not isinstance(event, str) or not event.strip():
-        raise InvalidRecord("event", "is required (the X-GitHub-Event header)")
-    if not isinstance(payload, Mapping):
-        raise InvalidRecord("payload", "must be a JSON object")
-    event = event.strip()
+    event, payload = _delivery(event, payload, "X-GitHub-Event")
     if event == "ping":
         raise NoActivity("ping carries no activity")
     if event not in GITHUB_EVENTS:

@@ -30,3 +30,12 @@ def time(parent: Mapping[str, Any], key: str, path: str) -> datetime:
         return parse_time(parent.get(key), f"{path}.{key}")
     except (OverflowError, ValueError):
         raise InvalidRecord(f"{path}.{key}", "time out of range") from None
+
+
+def delivery(event: object, payload: object, header: str) -> tuple[str, Mapping[str, Any]]:
+    """A delivery's event name (from ``header``) and JSON body, checked before any mapping."""
+    if not isinstance(event, str) or not event.strip():
+        raise InvalidRecord("event", f"is required (the {header} header)")
+    if not isinstance(payload, Mapping):
+        raise InvalidRecord("payload", "must be a JSON object")
+    return event.strip(), payload
