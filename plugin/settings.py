@@ -24,6 +24,8 @@ class Settings:
     max_hook_body: int = 1_000_000
     #: gunicorn worker processes for ``flywheel serve``
     web_workers: int = 2
+    #: TOML file whose keys override the packaged scoring defaults (``FLYWHEEL_SCORING_CONFIG``).
+    scoring_config: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,4 +78,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         default_workspace=env.get("FLYWHEEL_WORKSPACE", "default"),
         max_hook_body=max_hook_body,
         web_workers=web_workers,
+        scoring_config=Path(env["FLYWHEEL_SCORING_CONFIG"]) if env.get("FLYWHEEL_SCORING_CONFIG") else None,
     )

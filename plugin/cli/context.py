@@ -78,7 +78,7 @@ class AppContext:
     def progress(self, description: str, *, in_bytes: bool = False) -> Iterator[Callable[[int, int], None]]:
         """A progress bar on stderr (so ``--json`` output stays clean); yields update(done, total)."""
         columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn()]
-        columns += [DownloadColumn()] if in_bytes else [TextColumn("{task.completed:,}/{task.total:,}")]
+        columns += [DownloadColumn()] if in_bytes else [TextColumn("{task.completed:,}/{task.total}")]
         columns.append(TimeRemainingColumn())
         with Progress(*columns, console=self.err, transient=True) as bar:
             task = bar.add_task(description, total=None)

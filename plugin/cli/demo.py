@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app
+from plugin.cli.score import print_report, print_top
 from plugin.demo.community import DemoConfig
 from plugin.services.demo import DEMO_WORKSPACE, STAGES, run_demo
 from plugin.services.demo import Progress as StageProgress
@@ -108,7 +109,12 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
                 "ingest": run.ingest.as_dict(),
                 "facts": run.facts,
                 "status": status.as_dict(),
+                "scores": run.scores.as_dict() if run.scores else None,
+                "top": run.top,
             }
         )
         return
     print_summary(app, status, run.facts, seconds)
+    if run.scores:
+        print_report(app, run.scores, run.timings.get("scores", 0.0))
+        print_top(app, run.top)

@@ -27,9 +27,13 @@ from plugin.demo.community import (
 from plugin.services.identity import chunks
 from plugin.services.ingest import Ingestor, IngestReport
 from plugin.services.ingest_files import bulk_gc
+from plugin.services.score_config import load_scoring_config
+from plugin.services.score_read import top_scores
+from plugin.services.score_run import ScoreReport, run_scoring
 from plugin.services.suggestions import refresh_suggestions
 
 DEMO_WORKSPACE = "demo"
+TOP_SHOWN = 5  # entries shown of each ranked list
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -44,6 +48,8 @@ class DemoRun:
     ingest: IngestReport | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    scores: ScoreReport | None = None
+    top: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def stage_ingest(run: DemoRun) -> None:
@@ -117,11 +123,22 @@ def stage_consents(run: DemoRun) -> None:
     run.facts["consents_recorded"] = len(rows)
 
 
+def stage_scores(run: DemoRun) -> None:
+    """Score everyone as of the demo's own "now", so the lists read the same on any day."""
+    report = run_scoring(
+        run.engine, run.workspace_id, load_scoring_config(), full=True, clock=lambda: run.config.end
+    )
+    report.result = report.loaded = None  # keep the summary, not a copy of the arrays
+    run.scores = report
+    run.top = top_scores(run.engine, run.workspace_id, report, TOP_SHOWN)
+
+
 STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("ingest", stage_ingest),
     ("suggestions", stage_suggestions),
     ("organizations", stage_organizations),
     ("consents", stage_consents),
+    ("scores", stage_scores),
 ]
 
 

@@ -1,0 +1,80 @@
+"""Scores, the runs that made them, and the crossings they caused.
+
+One row per (workspace, kind, subject): the latest score, with the model version, the hash of the
+weights, when it was computed and as of which date, and its top reasons as numbers
+``[[feature, value, points], ...]`` (rendered into sentences when shown). A crossing (a member
+becomes a champion, a lead turns hot, a churn risk turns high) is an event row that the CRM sync and
+the webhooks pick up; a rescore that changes nothing adds none.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plugin.db.base import Base, UTCDateTime, utcnow
+from plugin.db.models.types import BigId, Json
+
+SUBJECTS = ("member", "organization")
+
+
+class ScoreRun(Base):
+    __tablename__ = "score_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    kinds: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))  # full | incremental | as_of
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Highest activity id this run had seen; the next incremental run rescored members whose
+    #: activities came in above it.
+    activity_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    members_scored: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str] = mapped_column(String(64))
+    weights_hash: Mapped[str] = mapped_column(String(64))
+    activity_model: Mapped[dict[str, Any] | None] = mapped_column(Json)  # fitted BG/NBD parameters
+
+
+class Score(Base):
+    __tablename__ = "scores"
+    __table_args__ = (Index("ix_scores_rank", "workspace_id", "kind", "subject", "score"),)
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # advocate | lead | churn
+    subject: Mapped[str] = mapped_column(String(16), primary_key=True)  # member | organization
+    subject_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(24))  # level, grade or band
+    hot: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[Any]] = mapped_column(Json)
+    triggers: Mapped[list[int] | None] = mapped_column(Json)  # activity ids that made a lead hot
+    model_version: Mapped[str] = mapped_column(String(64))
+    weights_hash: Mapped[str] = mapped_column(String(64))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="CASCADE"))
+
+
+class ScoreEvent(Base):
+    __tablename__ = "score_events"
+    __table_args__ = (Index("ix_score_events_workspace_id_id", "workspace_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(40))  # became_champion | lead_turned_hot | churn_risk_high
+    before: Mapped[str | None] = mapped_column(String(24))
+    after: Mapped[str] = mapped_column(String(24))
+    score: Mapped[float] = mapped_column(Float)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,188 @@
+"""Read what scoring needs from the store, as numpy arrays, in a few set-wise queries.
+
+Activities come in one scan of narrow columns (member, type code, time, sentiment, NPS or rating),
+fetched in chunks straight into arrays; types are coded and values extracted by the database, so
+no Python code runs per activity. Text is read only for recent posts and questions, to find
+hand-raising topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import BigInteger, Connection, Float, and_, case, func, literal, select, type_coerce
+
+from plugin.db.models import Activity, Member, Organization
+from plugin.db.sql import in_values
+from plugin.services.domains import email_domain, is_company_domain
+from scoring.churn import ChurnContext
+from scoring.config import ScoringConfig
+from scoring.features import DAY_US, Activities
+from scoring.lead import HandRaises, LeadContext, match_topics, seniority_of
+from scoring.pipeline import Inputs
+
+CHUNK = 200_000
+NONE = -9.0  # stands for SQL NULL in float columns fetched as numbers
+HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
+RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
+Ints = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    inputs: Inputs
+    member_ids: Ints  # row -> members.id
+    org_ids: Ints  # organization row -> organizations.id
+    emails: list[str | None]
+
+
+def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) -> list[Any]:
+    m = Member.__table__.c
+    query = select(m.id, m.primary_email, m.lifecycle_stage, m.title, m.organization_id).where(
+        m.workspace_id == workspace_id, m.merged_into_id.is_(None)
+    )
+    if subset is not None:
+        query = query.where(in_values(conn, Member.id, list(subset)))
+    return list(conn.execute(query.order_by(m.id)))
+
+
+def _activity_arrays(
+    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
+) -> tuple[Ints, Activities]:
+    a = Activity.__table__.c
+    code = case({name: i for i, name in enumerate(cfg.type_names)}, value=a.type, else_=-1)
+    props = Activity.__table__.c.properties
+    value = case(
+        (a.type == "survey_response", props["nps"].as_float()),
+        (a.type == "review", props["rating"].as_float()),
+        else_=None,
+    )
+    occurred = type_coerce(a.occurred_at, BigInteger)  # raw epoch microseconds, no datetimes
+    query = select(
+        a.member_id,
+        code,
+        occurred,
+        func.coalesce(a.sentiment, literal(NONE, Float)),
+        func.coalesce(value, literal(NONE, Float)),
+    ).where(a.workspace_id == workspace_id, occurred <= now)
+    if subset is not None:
+        query = query.where(in_values(conn, Activity.member_id, list(subset)))
+    chunks: list[NDArray[np.float64]] = []
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+    for part in result.partitions(CHUNK):
+        chunks.append(np.array(part, dtype=np.float64).reshape(-1, 5))
+    data = np.concatenate(chunks) if chunks else np.zeros((0, 5))
+    sentiment = np.where(data[:, 3] == NONE, np.nan, data[:, 3])
+    val = np.where(data[:, 4] == NONE, np.nan, data[:, 4])
+    member_ids = data[:, 0].astype(np.int64)
+    acts = Activities(member_ids, data[:, 1].astype(np.int16), data[:, 2].astype(np.int64), sentiment, val)
+    return member_ids, acts
+
+
+def _hand_raises(
+    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
+) -> tuple[Ints, Ints, Ints, NDArray[np.int16]]:
+    a = Activity.__table__.c
+    since = now - int(cfg.number("lead", "intent_window_days", positive=True) * DAY_US)
+    occurred = type_coerce(a.occurred_at, BigInteger)
+    query = select(a.id, a.member_id, occurred, a.title, a.text).where(
+        a.workspace_id == workspace_id,
+        a.type.in_(HAND_RAISE_TYPES),
+        and_(occurred > since, occurred <= now),
+    )
+    if subset is not None:
+        query = query.where(in_values(conn, Activity.member_id, list(subset)))
+    rows = conn.execute(query).all()
+    topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
+    keep = [i for i, t in enumerate(topics) if t >= 0]
+    pick = [rows[i] for i in keep]
+    return (
+        np.array([r[1] for r in pick], dtype=np.int64),
+        np.array([r[2] for r in pick], dtype=np.int64),
+        np.array([r[0] for r in pick], dtype=np.int64),
+        np.array([topics[i] for i in keep], dtype=np.int16),
+    )
+
+
+def load_inputs(
+    conn: Connection,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    now: int,
+    subset: Sequence[int] | None = None,
+) -> Loaded:
+    """Everything one scoring pass needs, for all current members or only ``subset``."""
+    members = _members(conn, workspace_id, subset)
+    member_ids = np.array([r[0] for r in members], dtype=np.int64)
+    n = member_ids.size
+    o = Organization.__table__.c
+    orgs = conn.execute(
+        select(o.id, o.size, o.industry).where(o.workspace_id == workspace_id).order_by(o.id)
+    ).all()
+    org_ids = np.array([r[0] for r in orgs], dtype=np.int64)
+    org_of = np.array([r[4] if r[4] is not None else -1 for r in members], dtype=np.int64)
+    org_row = np.where(org_of >= 0, np.searchsorted(org_ids, org_of), -1)
+    ideal = {str(x).lower() for x in cfg.section("lead")["ideal_industries"]}
+    size = np.array([np.nan if r[1] is None else float(r[1]) for r in orgs] + [np.nan])
+    industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
+
+    raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset)
+    row = np.searchsorted(member_ids, raw_member)
+    known = (row < n) & (member_ids[np.minimum(row, max(n - 1, 0))] == raw_member) if n else row < 0
+    acts = Activities(row[known], acts.kind[known], acts.at[known], acts.sentiment[known], acts.value[known])
+
+    stages = {str(x) for x in cfg.section("lead")["customer_stages"]}
+    own_customer = np.array([r[2] in stages for r in members], dtype=bool)
+    purchase = cfg.type_code("purchase")
+    bought = np.zeros(n, bool)
+    bought[acts.member[acts.kind == purchase]] = True
+    n_orgs = org_ids.size
+    customer_org = np.zeros(n_orgs + 1, bool)
+    np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
+    customer_org[-1] = False
+    customer = own_customer | bought | customer_org[org_row]
+
+    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now)
+    emails = [r[1] for r in members]
+    business = np.array(
+        [np.nan if not e else float(is_company_domain(email_domain(e))) for e in emails], dtype=np.float64
+    )
+    hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
+    hr_row = np.searchsorted(member_ids, hr_member)
+    ok = (hr_row < n) & (member_ids[np.minimum(hr_row, max(n - 1, 0))] == hr_member) if n else hr_row < 0
+    inputs = Inputs(
+        acts=acts,
+        n=n,
+        now=now,
+        lead=LeadContext(
+            customer=customer,
+            organization=org_row,
+            seniority=seniority_of([r[3] for r in members], cfg),
+            company_size=size[org_row],
+            industry_fit=industry[org_row],
+            business_email=business,
+        ),
+        churn=ChurnContext(customer=customer, organization=org_row, renewal_days=renewal),
+        raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
+        n_orgs=n_orgs,
+    )
+    return Loaded(inputs, member_ids, org_ids, emails)
+
+
+def _renewal_days(acts: Activities, org_row: Ints, n: int, n_orgs: int, purchase: int, now: int) -> Any:
+    """Days until each member's account (or, without one, their own) renews: a year after its
+    latest purchase, rolled forward past ``now``. NaN where nothing was bought."""
+    sel = acts.kind == purchase
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, acts.member[sel], acts.at[sel])
+    org_last = np.full(n_orgs + 1, -1, dtype=np.int64)
+    np.maximum.at(org_last, org_row, last)
+    latest = np.where(org_row >= 0, org_last[org_row], last)
+    year = RENEWAL_DAYS * DAY_US
+    cycles = np.where(latest >= 0, (now - latest) // year + 1, 0)
+    due = latest + cycles * year
+    return np.where(latest >= 0, (due - now) / DAY_US, np.nan)

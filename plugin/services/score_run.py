@@ -1,0 +1,205 @@
+"""``flywheel score``: one scoring pass over a workspace, stored with its version and reasons.
+
+* **full**: every current member is scored; the activity model (BG/NBD) is fitted afresh.
+* **incremental** (the default once a full run exists with the same settings): only members with
+  activity stored since the last run, plus the people at their organizations (account signals
+  move with them), reusing the last fitted activity model; levels still rank against everyone.
+* **as of a date**: the world as it stood then (later activities ignored), for backtests; nothing
+  stored is changed, the result is returned.
+
+Crossings (a member becomes a champion, a lead turns hot, a churn risk turns high) are stored as
+events; a rescore that changes no label adds none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from plugin.db.base import table_of, to_micros, utcnow
+from plugin.db.models import Activity, Member, ScoreRun
+from plugin.errors import ValidationFailed
+from plugin.services.score_inputs import Loaded, load_inputs
+from plugin.services.score_store import previous_labels, stored_scores, write_scores
+from scoring.bgnbd import BgNbdParams
+from scoring.config import ScoringConfig
+from scoring.pipeline import KINDS, Pass, score_all
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScoreReport:
+    run_id: int | None
+    mode: str
+    as_of: datetime
+    kinds: tuple[str, ...]
+    model_version: str
+    weights_hash: str
+    members_scored: int = 0
+    scored: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Counter[str]] = field(default_factory=dict)
+    events: Counter[str] = field(default_factory=Counter)
+    activity_model: dict[str, Any] | None = None
+    result: Pass | None = None  # the in-memory result (as-of runs keep nothing else)
+    loaded: Loaded | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "as_of": self.as_of.isoformat(),
+            "kinds": list(self.kinds),
+            "model_version": self.model_version,
+            "weights_hash": self.weights_hash,
+            "members_scored": self.members_scored,
+            "scored": self.scored,
+            "labels": {k: dict(v) for k, v in self.labels.items()},
+            "events": dict(self.events),
+            "activity_model": self.activity_model,
+        }
+
+
+def _check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ValidationFailed(
+            f"unknown score kind {', '.join(bad) or '(none)'}",
+            fields={"kind": "advocate, lead or churn"},
+            hint="use --kind advocate, --kind lead or --kind churn, or leave it out for all three",
+        )
+    return tuple(k for k in KINDS if k in kinds)
+
+
+def _last_run(engine: Engine, workspace_id: int) -> ScoreRun | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(ScoreRun)
+            .where(
+                ScoreRun.workspace_id == workspace_id,
+                ScoreRun.mode.in_(("full", "incremental")),
+                ScoreRun.finished_at.is_not(None),
+            )
+            .order_by(ScoreRun.id.desc())
+            .limit(1)
+        ).first()
+    return row[0] if row else None
+
+
+def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
+    """Members with activity stored after ``watermark``, and everyone at their organizations."""
+    a, m = Activity.__table__.c, Member.__table__.c
+    with engine.connect() as conn:
+        touched = select(a.member_id).where(a.workspace_id == workspace_id, a.id > watermark).distinct()
+        orgs = select(m.organization_id).where(m.id.in_(touched), m.organization_id.is_not(None))
+        rows = conn.execute(
+            select(m.id).where(
+                m.workspace_id == workspace_id,
+                m.merged_into_id.is_(None),
+                (m.id.in_(touched)) | (m.organization_id.in_(orgs)),
+            )
+        ).all()
+    return sorted(r[0] for r in rows)
+
+
+def run_scoring(
+    engine: Engine,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    *,
+    kinds: tuple[str, ...] = KINDS,
+    as_of: datetime | None = None,
+    full: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+    progress: Progress | None = None,
+) -> ScoreReport:
+    say = progress or (lambda _msg: None)
+    kinds = _check_kinds(kinds)
+    started = clock()
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValidationFailed("--as-of needs a time zone", hint="give a date (UTC) or an ISO time with zone")
+    backtest = as_of is not None and as_of < started
+    when = as_of if backtest and as_of is not None else started
+    now = to_micros(when)
+    last = None if backtest else _last_run(engine, workspace_id)
+    with engine.connect() as conn:
+        watermark = conn.execute(
+            select(func.coalesce(func.max(Activity.id), 0)).where(Activity.workspace_id == workspace_id)
+        ).scalar_one()
+    incremental = (
+        not full
+        and not backtest
+        and last is not None
+        and last.weights_hash == cfg.weights_hash
+        and set(kinds) <= set(last.kinds.split(","))
+        and last.activity_model is not None
+    )
+    mode = "as_of" if backtest else "incremental" if incremental else "full"
+    report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash)
+    subset: list[int] | None = None
+    params: BgNbdParams | None = None
+    others = None
+    if incremental and last is not None:
+        subset = _changed_members(engine, workspace_id, last.activity_watermark)
+        params = BgNbdParams(**last.activity_model) if last.activity_model else None
+        say(f"incremental: {len(subset):,} members changed since run {last.id}")
+    with engine.connect() as conn:
+        say("reading activities")
+        loaded = load_inputs(conn, workspace_id, cfg, now, subset)
+        if subset is not None and "advocate" in kinds:
+            others = stored_scores(conn, workspace_id, "advocate", exclude=loaded.member_ids)
+    say(f"scoring {loaded.inputs.n:,} members")
+    result = score_all(loaded.inputs, cfg, kinds, params, others)
+    model = result.activity_model
+    report.activity_model = model.as_dict() if model is not None else None
+    report.members_scored = loaded.inputs.n
+    report.result, report.loaded = result, loaded
+    for kind, scored in result.scored.items():
+        report.scored[kind] = int(scored.rows.size)
+        report.labels[kind] = Counter(scored.label)
+    if backtest:
+        return report
+    with engine.begin() as conn:
+        run = conn.execute(
+            table_of(ScoreRun)
+            .insert()
+            .values(
+                workspace_id=workspace_id,
+                kinds=",".join(kinds),
+                mode=mode,
+                as_of=when,
+                started_at=started,
+                activity_watermark=watermark,
+                members_scored=loaded.inputs.n,
+                model_version=cfg.version,
+                weights_hash=cfg.weights_hash,
+                activity_model=report.activity_model or (last.activity_model if last else None),
+            )
+            .returning(table_of(ScoreRun).c.id)
+        ).scalar_one()
+        report.run_id = run
+        say("storing scores")
+        for kind, scored in result.scored.items():
+            before = previous_labels(conn, workspace_id, kind, None if subset is None else loaded.member_ids)
+            report.events.update(
+                write_scores(
+                    conn,
+                    workspace_id,
+                    run,
+                    kind,
+                    scored,
+                    loaded,
+                    result,
+                    cfg,
+                    before,
+                    when,
+                    partial=subset is not None,
+                )
+            )
+        conn.execute(update(ScoreRun).where(ScoreRun.id == run).values(finished_at=clock()))
+    return report
