@@ -31,7 +31,7 @@ _EPS = 1e-6
 class ChurnContext:
     customer: NDArray[np.bool_]
     organization: Ints  # -1 for none
-    renewal_days: Floats  # days until the account's renewal, NaN when unknown
+    renewal_days: Floats  # days until the account's renewal (negative: overdue), NaN when unknown
 
 
 def fit_activity_model(features: Features) -> BgNbdParams | None:
@@ -93,7 +93,7 @@ def churn_scores(
     values["champion_quiet"] = quiet
     within = float(c["renewal"]["within_days"])
     soon = np.where(np.isnan(ctx.renewal_days), 0.0, np.clip(1.0 - ctx.renewal_days / within, 0.0, 1.0))
-    soon = np.where(ctx.renewal_days < 0, 0.0, soon)
+    soon = np.where(ctx.renewal_days < 0, 1.0, soon)  # overdue: the renewal lapsed
     points["renewal"] = float(c["renewal"]["weight"]) * soon
     values["renewal"] = np.nan_to_num(ctx.renewal_days, nan=np.inf)
 

@@ -60,7 +60,11 @@ _TEMPLATES: dict[str, Callable[[float], str]] = {
     "negative_sentiment": lambda v: f"Mean sentiment {v:+.2f} (from -1 to +1)",
     "support_questions": lambda v: f"Support questions are {v:.0%} of recent activity",
     "champion_quiet": lambda v: "The account's most active person has gone quiet",
-    "renewal": lambda v: f"Renewal due in {_plural(round(v), 'day')}",
+    "renewal": lambda v: (
+        f"Renewal due in {_plural(round(v), 'day')}"
+        if v >= 0
+        else f"Renewal overdue by {_plural(round(-v), 'day')}"
+    ),
 }
 
 

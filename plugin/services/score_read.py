@@ -21,7 +21,10 @@ EXPORT_COLUMNS = (
 
 
 def words(reasons: list[Any]) -> list[str]:
-    return [sentence(Reason(str(f), float(v), float(p))) for f, v, p in reasons]
+    # JSON stores an unknown value (NaN: "company size unknown") as null
+    return [
+        sentence(Reason(str(f), float("nan") if v is None else float(v), float(p))) for f, v, p in reasons
+    ]
 
 
 def _ranked_stored(engine: Engine, workspace_id: int, kind: str, limit: int) -> list[dict[str, Any]]:

@@ -20,9 +20,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
 
 from plugin.db.base import table_of, to_micros, utcnow
-from plugin.db.models import Activity, Member, ScoreRun
+from plugin.db.models import Activity, Member, MergeLog, ScoreRun
+from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_store import previous_labels, stored_scores, write_scores
@@ -77,8 +79,8 @@ def _check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _last_run(engine: Engine, workspace_id: int) -> ScoreRun | None:
-    with engine.connect() as conn:
-        row = conn.execute(
+    with Session(engine) as session:  # an ORM session: a Core connection would give the id only
+        return session.scalars(
             select(ScoreRun)
             .where(
                 ScoreRun.workspace_id == workspace_id,
@@ -88,7 +90,24 @@ def _last_run(engine: Engine, workspace_id: int) -> ScoreRun | None:
             .order_by(ScoreRun.id.desc())
             .limit(1)
         ).first()
-    return row[0] if row else None
+
+
+def _merged_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
+    """Whether a person merged or split members since ``since``: activities changed hands, and
+    merged-away members must lose their scores, which only a full run sees."""
+    with engine.connect() as conn:
+        return (
+            conn.execute(
+                select(MergeLog.id)
+                .where(
+                    MergeLog.workspace_id == workspace_id,
+                    MergeLog.kind.in_((MERGE, SPLIT)),
+                    MergeLog.created_at >= since,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
 
 def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
@@ -138,6 +157,7 @@ def run_scoring(
         and last.weights_hash == cfg.weights_hash
         and set(kinds) <= set(last.kinds.split(","))
         and last.activity_model is not None
+        and not _merged_since(engine, workspace_id, last.started_at)
     )
     mode = "as_of" if backtest else "incremental" if incremental else "full"
     report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash)
@@ -148,6 +168,10 @@ def run_scoring(
         subset = _changed_members(engine, workspace_id, last.activity_watermark)
         params = BgNbdParams(**last.activity_model) if last.activity_model else None
         say(f"incremental: {len(subset):,} members changed since run {last.id}")
+        if not subset:  # nothing to rescore (and the activity model refuses empty input)
+            report.activity_model = last.activity_model
+            report.scored = dict.fromkeys(kinds, 0)
+            return report
     with engine.connect() as conn:
         say("reading activities")
         loaded = load_inputs(conn, workspace_id, cfg, now, subset)

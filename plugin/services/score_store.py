@@ -142,6 +142,8 @@ def _accounts(
 ) -> list[dict[str, Any]]:
     """Account churn: the engagement-weighted risk of its customers, with the reasons of its most
     engaged person."""
+    if scored.rows.size == 0:  # e.g. an incremental run that touched no customer
+        return []
     org = loaded.inputs.churn.organization
     n_orgs = loaded.inputs.n_orgs
     engagement = result.features["engagement"]
