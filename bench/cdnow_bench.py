@@ -13,11 +13,10 @@ buyer). Scores, higher = more likely churned, each timed from those arrays (fits
 (a) lifetimes BetaGeoFitter: minus ``conditional_expected_number_of_purchases_up_to_time(39, ...)``;
 (b) recency alone: days since the last purchase at the cutoff;
 (c) ``scoring.bgnbd``: minus ``expected_purchases(params, 39, ...)``;
-(d) the Flywheel churn model, if the ``scoring`` package has ``churn_bench_hook``. It is called as
-    ``churn_bench_hook(customer_ids=, event_days=, amounts=, cutoff_day=)`` with one row per
-    calibration transaction (int64 ids, float64 days since 1997-01-01, float64 dollars; holdout
-    rows are not passed) and ``cutoff_day=272.0`` (1997-09-30), and must return one churn score per
-    customer in ``np.unique(customer_ids)`` order, higher = more likely churned.
+(d) the Flywheel churn model, exactly as ``flywheel score`` runs it with the packaged defaults:
+    every calibration transaction becomes a ``purchase`` activity (its dollars as the amount), the
+    scored world is as of the end of 1997-09-30, and the score is the churn probability. The BG/NBD
+    fit inside it (on active days, in days) is timed too.
 
 AUC is ``scoring.metrics.roc_auc`` when that module exists, else the rank formula below (average
 ranks for ties); the two are cross-checked whenever both are present.
@@ -49,14 +48,12 @@ from rich.markup import escape
 from rich.table import Table
 from scipy.stats import rankdata
 
-import scoring
 from scoring.bgnbd import expected_purchases, fit_bgnbd
 
 START = date(1997, 1, 1)
 CUTOFF_DAY = 272  # 1997-09-30, day 272 counted from 1997-01-01 = 0: the end of week 39
 HOLDOUT_DAYS = 39 * 7
 HORIZON_WEEKS = 39.0
-NOT_YET = "not yet available"
 
 Floats = NDArray[np.float64]
 
@@ -172,6 +169,43 @@ def flywheel_bgnbd_scores(s: dict[str, Any]) -> Floats:
     return -expected_purchases(params, HORIZON_WEEKS, s["frequency"], s["recency"], s["T"])
 
 
+def flywheel_churn_scores(ids: NDArray[np.int64], days: NDArray[np.int64], amounts: Floats) -> Floats:
+    """Our churn model on purchases: one score per customer, in ``np.unique(ids)`` order."""
+    from scoring.churn import ChurnContext
+    from scoring.features import DAY_US, Activities
+    from scoring.lead import HandRaises, LeadContext
+    from scoring.pipeline import Inputs, score_all
+
+    cfg = default_config()
+    customers, row = np.unique(ids, return_inverse=True)
+    n = customers.size
+    epoch = int(datetime(1997, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+    at = epoch + (days.astype(np.float64) * DAY_US).astype(np.int64)
+    acts = Activities(
+        row.astype(np.int64), np.full(row.size, cfg.type_code("purchase"), np.int16), at,
+        np.full(row.size, np.nan), amounts.astype(np.float64),
+    )  # fmt: skip
+    now = epoch + (CUTOFF_DAY + 1) * DAY_US - 1
+    everyone, no_org, unknown = np.ones(n, bool), np.full(n, -1, np.int64), np.full(n, np.nan)
+    inputs = Inputs(
+        acts, n, now, LeadContext(everyone, no_org, unknown, unknown, unknown, unknown),
+        ChurnContext(everyone, no_org, unknown),
+        HandRaises(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(0, np.int16)), 0,
+    )  # fmt: skip
+    scored = score_all(inputs, cfg, kinds=("churn",)).scored["churn"]
+    return scored.score
+
+
+def default_config() -> Any:
+    import tomllib
+    from importlib import resources
+
+    from scoring.config import ScoringConfig
+
+    text = resources.files("scoring").joinpath("defaults.toml").read_text("utf-8")
+    return ScoringConfig.from_mapping(tomllib.loads(text))
+
+
 def run(repeat: int, weekly: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     ids, days, amounts = load_transactions()
@@ -189,25 +223,10 @@ def run(repeat: int, weekly: bool = False) -> dict[str, Any]:
     for name, score in models:
         scores, seconds = timed(score, repeat)
         results.append({"model": name, "auc": auc(scores, labels), "seconds": seconds, "note": ""})
-    hook = getattr(scoring, "churn_bench_hook", None)
-    entry: dict[str, Any] = {"model": "flywheel churn model", "auc": None, "seconds": None, "note": NOT_YET}
-    if hook is not None:
-        calib = days <= CUTOFF_DAY
-        try:
-            scores, seconds = timed(
-                lambda: hook(
-                    customer_ids=ids[calib],
-                    event_days=days[calib].astype(np.float64),
-                    amounts=amounts[calib],
-                    cutoff_day=float(CUTOFF_DAY),
-                ),
-                repeat,
-            )
-            if scores.shape != labels.shape or not np.all(np.isfinite(scores)):
-                raise ValueError(f"expected {labels.size} finite scores, got shape {scores.shape}")
-            entry.update(auc=auc(scores, labels), seconds=seconds, note="scoring.churn_bench_hook")
-        except Exception as exc:  # a broken hook is a result to show, not a reason to lose the rest
-            entry["note"] = f"hook failed: {type(exc).__name__}: {exc}"
+    calib = days <= CUTOFF_DAY
+    scores, seconds = timed(lambda: flywheel_churn_scores(ids[calib], days[calib], amounts[calib]), repeat)
+    entry = {"model": "flywheel churn model (defaults)", "auc": auc(scores, labels), "seconds": seconds,
+             "note": "scoring.pipeline.score_all, kinds=churn"}  # fmt: skip
     results.append(entry)
     return {
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -3,10 +3,12 @@
 The base is BG/NBD, fitted per workspace on active days: the probability that a member shows no
 activity at all in the next ``horizon_days``, ``P(X(t)=0) = 1 - p_alive + p_alive * ((alpha+T) /
 (alpha+T+t))^(r+x)``. That reading ranks better than "probability alive" alone, which calls every
-one-time visitor surely alive. Other signals then shift the log-odds, each by its own points, so
-each one is a reason: silence beyond the member's usual gap, a pace that fell, negative sentiment,
-a share of support questions, the account's champion gone quiet, and a renewal coming up. With the
-model fixed, a longer silence never lowers the risk: every term only grows as time passes.
+one-time visitor surely alive. Its log-odds are shown as two reasons that add up to it: the
+member's activity pattern (the risk were they active today) and their silence since. Other signals
+then shift the log-odds, each by its own points, so each one is a reason: a pace that fell,
+negative sentiment, a share of support questions, the account's champion gone quiet, a renewal
+coming up, and (lowering it) what the customer has spent. With the model fixed, a longer silence
+never lowers the risk: every term only grows, or stays, as time passes.
 """
 
 from __future__ import annotations
@@ -60,18 +62,22 @@ def churn_scores(
     recent_days = cfg.number("windows", "recent_days", positive=True)
     prior_days = cfg.number("windows", "prior_days", positive=True)
     x, t_x, age = features["bg_frequency"], features["bg_recency"], features["bg_age"]
-    p0 = np.full(n, 0.5) if params is None else prob_quiet(params, x, t_x, age, horizon)
-    p0 = np.where(features["activities"] > 0, p0, 1.0 - _EPS)
-    base = float(c["base_weight"]) * np.log(p0 / (1.0 - p0))
-
-    points: dict[str, Floats] = {"quiet_probability": base}
-    values: dict[str, Floats] = {"quiet_probability": p0}
-    recency, gap = features["recency_days"], features["usual_gap_days"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        silence = np.log2(np.maximum(recency, 0.0) / np.maximum(gap, 1.0))
-    silence = np.where(np.isfinite(silence), np.clip(silence, 0.0, float(c["silence"]["cap"])), 0.0)
-    points["silence"] = float(c["silence"]["weight"]) * silence
-    values["silence"] = np.where(np.isfinite(recency), recency, 0.0)
+    active = features["activities"] > 0
+    if params is None:
+        p0 = p_engaged = np.full(n, 0.5)
+    else:
+        p0 = prob_quiet(params, x, t_x, age, horizon)
+        p_engaged = prob_quiet(params, x, age, age, horizon)  # the same member, active today
+    p0 = np.where(active, p0, 1.0 - _EPS)
+    p_engaged = np.where(active, p_engaged, 1.0 - _EPS)
+    weight = float(c["base_weight"])
+    # The BG/NBD log-odds, split in two readable parts that add up to it: what the member's
+    # habits alone imply (were they active today), and what their silence since then adds.
+    points: dict[str, Floats] = {"activity_pattern": weight * _logit(p_engaged)}
+    values: dict[str, Floats] = {"activity_pattern": p_engaged}
+    points["silence"] = weight * (_logit(p0) - _logit(p_engaged))
+    values["silence"] = np.where(active, features["recency_days"], np.inf)
+    details = {"silence": np.nan_to_num(features["usual_gap_days"], nan=np.inf)}
     # Pace: activity per day over the short window against the long one (both decayed).
     short = features["pace_short"] / recent_days
     long = features["pace_long"] / prior_days
@@ -83,6 +89,9 @@ def churn_scores(
     negative = np.where(np.isnan(sentiment), 0.0, np.maximum(-sentiment, 0.0))
     points["negative_sentiment"] = float(c["negative_sentiment"]["weight"]) * negative
     values["negative_sentiment"] = np.nan_to_num(sentiment)
+    spend = features["spend"]
+    points["spend"] = -float(c["spend"]["weight"]) * np.log1p(np.maximum(spend, 0.0))
+    values["spend"] = spend
     share = features["support_share"]
     points["support_questions"] = float(c["support_questions"]["weight"]) * np.minimum(
         share * 10.0, float(c["support_questions"]["cap"])
@@ -108,7 +117,13 @@ def churn_scores(
         label=band[rows].tolist(),
         points={k: v[rows] for k, v in points.items()},
         values={k: v[rows] for k, v in values.items()},
+        details={k: v[rows] for k, v in details.items()},
     )
+
+
+def _logit(p: Floats) -> Floats:
+    out: Floats = np.log(p / (1.0 - p))
+    return out
 
 
 def champion_quiet(features: Features, organization: Ints, n_orgs: int) -> Floats:

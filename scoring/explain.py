@@ -52,13 +52,13 @@ _TEMPLATES: dict[str, Callable[[float], str]] = {
     "intent_account": lambda v: f"{_n(v)} other people from the same company active in the last 30 days",
     "intent_engagement": lambda v: f"Recent weighted activity of {_n(v)}",
     # churn
-    "quiet_probability": lambda v: (
-        f"{v:.0%} likely to show no activity in the coming months, by this community's own patterns"
+    "activity_pattern": lambda v: (
+        f"Even when active, {v:.0%} likely to go a month without activity (this community's patterns)"
     ),
-    "silence": lambda v: "Never active" if math.isinf(v) else f"No activity for {_plural(round(v), 'day')}",
     "engagement_drop": lambda v: f"Activity pace fell to {2.0**-v:.0%} of the member's usual",
     "negative_sentiment": lambda v: f"Mean sentiment {v:+.2f} (from -1 to +1)",
     "support_questions": lambda v: f"Support questions are {v:.0%} of recent activity",
+    "spend": lambda v: f"Has spent {_n(v)} in total",
     "champion_quiet": lambda v: "The account's most active person has gone quiet",
     "renewal": lambda v: (
         f"Renewal due in {_plural(round(v), 'day')}"
@@ -68,12 +68,25 @@ _TEMPLATES: dict[str, Callable[[float], str]] = {
 }
 
 
+def _silence(days: float, gap: float | None) -> str:
+    if not math.isfinite(days):
+        return "Never active"
+    text = f"No activity for {_plural(round(days), 'day')}"
+    if gap is None or not math.isfinite(gap):
+        return text + "; active on a single day before"
+    habit = "daily" if gap < 1.5 else "weekly" if 5 <= gap <= 9 else f"every {_plural(round(gap), 'day')}"
+    return f"{text}; usually active {habit}"
+
+
 def sentence(reason: Reason) -> str:
     """One reason in words, with the points it added (log-odds points for churn)."""
-    render = _TEMPLATES.get(reason.feature)
-    text = render(reason.value) if render else f"{reason.feature} = {_n(reason.value)}"
+    if reason.feature == "silence":
+        text = _silence(reason.value, reason.detail)
+    else:
+        render = _TEMPLATES.get(reason.feature)
+        text = render(reason.value) if render else f"{reason.feature} = {_n(reason.value)}"
     return f"{text} ({reason.points:+.1f})"
 
 
 def known_features() -> frozenset[str]:
-    return frozenset(_TEMPLATES)
+    return frozenset(_TEMPLATES) | {"silence"}

@@ -46,7 +46,7 @@ class Activities:
     kind: NDArray[np.int16]  # ScoringConfig.type_code; -1 for types that count for nothing
     at: Ints  # epoch microseconds, UTC
     sentiment: Floats  # -1..1, NaN where none
-    value: Floats  # NPS (0..10) for survey responses, rating (1..5) for reviews; NaN otherwise
+    value: Floats  # NPS (0..10) for surveys, rating (1..5) for reviews, amount for purchases; else NaN
 
     @classmethod
     def empty(cls) -> Activities:
@@ -176,6 +176,9 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
     with np.errstate(invalid="ignore", divide="ignore"):
         cols["sentiment"] = np.where(s_w > 0, s_sum / s_w, np.nan)
     cols["nps"] = _last_value(member, at, value, kind == codes.get("survey_response", -2), n)
+    bought = kind == codes.get("purchase", -2)
+    paid = bought & ~np.isnan(value)
+    cols["spend"] = _count(member[paid], n, value[paid])
     cols["rating"] = _last_value(member, at, value, kind == codes.get("review", -2), n)
     return Features(n=n, now=now, columns=cols)
 

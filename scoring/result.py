@@ -18,9 +18,13 @@ class Reason:
     feature: str
     value: float
     points: float
+    detail: float | None = None  # a second figure some sentences need (e.g. the usual gap in days)
 
     def as_list(self) -> list[str | float]:
-        return [self.feature, round(self.value, 4), round(self.points, 4)]
+        out: list[str | float] = [self.feature, round(self.value, 4), round(self.points, 4)]
+        if self.detail is not None:
+            out.append(round(self.detail, 4))
+        return out
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,18 @@ class Scored:
     points: dict[str, Floats]
     values: dict[str, Floats]
     hot: NDArray[np.bool_] | None = None
+    details: dict[str, Floats] = field(default_factory=dict)  # second figures, by feature
     triggers: list[list[int]] = field(default_factory=list)  # per row: activity ids behind `hot`
 
     def reasons(self, i: int, top: int = TOP_REASONS) -> list[Reason]:
         """Row ``i``'s largest contributions, biggest first; features that added nothing are left out."""
         found = [
-            Reason(name, float(self.values[name][i]), float(pts[i]))
+            Reason(
+                name,
+                float(self.values[name][i]),
+                float(pts[i]),
+                float(self.details[name][i]) if name in self.details else None,
+            )
             for name, pts in self.points.items()
             if pts[i] != 0 and np.isfinite(pts[i])
         ]

@@ -59,6 +59,7 @@ def _activity_arrays(
     value = case(
         (a.type == "survey_response", props["nps"].as_float()),
         (a.type == "review", props["rating"].as_float()),
+        (a.type == "purchase", props["amount"].as_float()),
         else_=None,
     )
     occurred = type_coerce(a.occurred_at, BigInteger)  # raw epoch microseconds, no datetimes

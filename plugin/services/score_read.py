@@ -20,11 +20,18 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def words(reasons: list[Any]) -> list[str]:
-    # JSON stores an unknown value (NaN: "company size unknown") as null
-    return [
-        sentence(Reason(str(f), float("nan") if v is None else float(v), float(p))) for f, v, p in reasons
-    ]
+    """Stored reasons ``[feature, value, points(, detail)]`` in words. JSON keeps an unknown or
+    infinite value ("company size unknown", "never active") as null; it reads back as unknown."""
+    out = []
+    for r in reasons:
+        detail = None if len(r) < 4 or r[3] is None else float(r[3])
+        out.append(sentence(Reason(str(r[0]), _num(r[1]), float(r[2]), detail)))
+    return out
 
 
 def _ranked_stored(engine: Engine, workspace_id: int, kind: str, limit: int) -> list[dict[str, Any]]:

@@ -53,21 +53,38 @@ def stored_scores(
     return out
 
 
+def _finite_or_none(a: NDArray[np.float64]) -> list[list[Any]]:
+    rounded = np.round(a, 4).astype(object)
+    rounded[~np.isfinite(a)] = None
+    out: list[list[Any]] = rounded.tolist()
+    return out
+
+
 def _reasons(scored: Scored) -> list[list[list[Any]]]:
+    """Each row's top reasons as ``[feature, value, points]`` (plus a detail where the feature has
+    one), gathered with numpy; values JSON cannot hold (NaN, infinity) become null."""
     names, top = scored.top_matrix()
-    if not names:
+    if not names or top.shape[1] == 0:
         return [[] for _ in range(scored.rows.size)]
+    pick = np.maximum(top, 0)
     values = np.vstack([scored.values[n] for n in names]).T
     points = np.vstack([scored.points[n] for n in names]).T
+    nan = np.full(scored.rows.size, np.nan)
+    details = np.vstack([scored.details.get(n, nan) for n in names]).T
+    has_detail = [n in scored.details for n in names]
+    v = _finite_or_none(np.take_along_axis(values, pick, axis=1))
+    p = np.round(np.take_along_axis(points, pick, axis=1), 4).tolist()
+    d = _finite_or_none(np.take_along_axis(details, pick, axis=1))
     out = []
     for i, picks in enumerate(top.tolist()):
-        out.append(
-            [
-                [names[j], round(float(values[i, j]), 4), round(float(points[i, j]), 4)]
-                for j in picks
-                if j >= 0
-            ]
-        )
+        row = []
+        for j, f in enumerate(picks):
+            if f < 0:
+                break
+            row.append(
+                [names[f], v[i][j], p[i][j], d[i][j]] if has_detail[f] else [names[f], v[i][j], p[i][j]]
+            )
+        out.append(row)
     return out
 
 
