@@ -86,8 +86,11 @@ def generate(db: Path, members: int, activities: int, seed: int) -> float:
         ((i + 1, i + 1, str(i), f"m{i}@org{org[i]}.example.com", NOW.isoformat()) for i in range(members)),
     )  # fmt: skip
     con.commit()
-    con.execute("DROP INDEX ix_activities_member_time")
-    con.execute("DROP INDEX ix_activities_type_time")
+    indexes = con.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'activities' AND sql IS NOT NULL"
+    ).fetchall()
+    for (sql,) in indexes:  # rebuilt after the load, as the migrations define them
+        con.execute("DROP INDEX " + sql.split()[2])
     names = list(TYPES)
     shares = np.array(list(TYPES.values()))
     shares /= shares.sum()
@@ -119,8 +122,8 @@ def generate(db: Path, members: int, activities: int, seed: int) -> float:
         con.commit()
         print(f"  generated {start + n:,} activities", file=sys.stderr)
     con.execute("UPDATE activities SET sentiment = NULL WHERE sentiment != sentiment")
-    con.execute("CREATE INDEX ix_activities_member_time ON activities (member_id, occurred_at)")
-    con.execute("CREATE INDEX ix_activities_type_time ON activities (workspace_id, type, occurred_at)")
+    for (sql,) in indexes:
+        con.execute(sql)
     con.execute("ANALYZE")
     con.commit()
     con.close()
@@ -145,12 +148,12 @@ def add_changes(db: Path, changed: int, seed: int) -> None:
 
 
 def child(db: Path, full: bool) -> None:
-    from sqlalchemy import create_engine
-
+    from plugin.db.engine import make_engine
     from plugin.services.score_config import load_scoring_config
     from plugin.services.score_run import run_scoring
+    from plugin.settings import Settings
 
-    engine = create_engine(f"sqlite:///{db}")
+    engine = make_engine(Settings(database_url=f"sqlite:///{db}"))
     cfg = load_scoring_config()
     started = time.perf_counter()
     report = run_scoring(engine, 1, cfg, full=full, clock=lambda: NOW)

@@ -47,6 +47,9 @@ class Activities:
     at: Ints  # epoch microseconds, UTC
     sentiment: Floats  # -1..1, NaN where none
     value: Floats  # NPS (0..10) for surveys, rating (1..5) for reviews, amount for purchases; else NaN
+    #: More sentiments as (member, at, sentiment) rows, for callers that read them apart from the
+    #: activities (they count only towards the sentiment feature).
+    sentiments: tuple[Ints, Ints, Floats] | None = None
 
     @classmethod
     def empty(cls) -> Activities:
@@ -169,10 +172,17 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
         cols["support_share"] = np.where(
             cols["pace_long"] > 0, _count(member[sup], n, d_long[sup]) / cols["pace_long"], 0.0
         )
-    d_sent = np.exp2(-age_days / cfg.number("windows", "sentiment_days", positive=True))
     has_sent = ~np.isnan(sentiment)
-    s_w = _count(member[has_sent], n, d_sent[has_sent])
-    s_sum = _count(member[has_sent], n, (sentiment * d_sent)[has_sent])
+    s_member, s_at, s_value = member[has_sent], at[has_sent], sentiment[has_sent]
+    if acts.sentiments is not None:
+        e_member, e_at, e_value = acts.sentiments
+        e_keep = e_at <= now
+        s_member = np.concatenate([s_member, e_member[e_keep]])
+        s_at = np.concatenate([s_at, e_at[e_keep]])
+        s_value = np.concatenate([s_value, e_value[e_keep]])
+    d_sent = np.exp2(-((now - s_at) / DAY_US) / cfg.number("windows", "sentiment_days", positive=True))
+    s_w = _count(s_member, n, d_sent)
+    s_sum = _count(s_member, n, s_value * d_sent)
     with np.errstate(invalid="ignore", divide="ignore"):
         cols["sentiment"] = np.where(s_w > 0, s_sum / s_w, np.nan)
     cols["nps"] = _last_value(member, at, value, kind == codes.get("survey_response", -2), n)

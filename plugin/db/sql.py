@@ -35,13 +35,30 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         return
     names = list(rows[0])
     columns = [table.c[name] for name in names]
-    processors = [column.type.bind_processor(conn.dialect) for column in columns]
+    processors = [column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for column in columns]
     mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
     marks = ", ".join(f"{mark}::jsonb" if _is_jsonb(conn, c) else mark for c in columns)
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (model names)
     prepared = list(zip(*(_processed(process, [row[name] for row in rows]) for process, name in
                           zip(processors, names, strict=True)), strict=True))  # fmt: skip
     conn.exec_driver_sql(sql, prepared)
+
+
+def insert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """:func:`insert_rows` for data already held column by column (no dict per row): each value
+    list goes through its column's bind processor once, then one ``executemany``."""
+    names = list(columns)
+    if not names or not len(columns[names[0]]):
+        return
+    cols = [table.c[name] for name in names]
+    mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+    marks = ", ".join(f"{mark}::jsonb" if _is_jsonb(conn, c) else mark for c in cols)
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (model names)
+    processed = [
+        _processed(c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect), list(columns[c.name]))
+        for c in cols
+    ]
+    conn.exec_driver_sql(sql, list(zip(*processed, strict=True)))
 
 
 def _processed(process: Any, values: list[Any]) -> list[Any]:

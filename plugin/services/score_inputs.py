@@ -8,7 +8,7 @@ hand-raising topics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +50,10 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
     return list(conn.execute(query.order_by(m.id)))
 
 
-def _activity_arrays(
-    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
+def _subset_arrays(
+    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int]
 ) -> tuple[Ints, Activities]:
+    """A few members' activities, by member (``ix_activities_member_time``), types coded by SQL."""
     a = Activity.__table__.c
     code = case({name: i for i, name in enumerate(cfg.type_names)}, value=a.type, else_=-1)
     props = Activity.__table__.c.properties
@@ -70,8 +71,7 @@ def _activity_arrays(
         func.coalesce(a.sentiment, literal(NONE, Float)),
         func.coalesce(value, literal(NONE, Float)),
     ).where(a.workspace_id == workspace_id, occurred <= now)
-    if subset is not None:
-        query = query.where(in_values(conn, Activity.member_id, list(subset)))
+    query = query.where(in_values(conn, Activity.member_id, list(subset)))
     chunks: list[NDArray[np.float64]] = []
     result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
     for part in result.partitions(CHUNK):
@@ -83,6 +83,82 @@ def _activity_arrays(
     member_ids = data[:, 0].astype(np.int64)
     acts = Activities(member_ids, data[:, 1].astype(np.int16), data[:, 2].astype(np.int64), sentiment, val)
     return member_ids, acts
+
+
+def _raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of plain tuples from the driver's own cursor: no per-row SQLAlchemy work. ``sql`` uses
+    ``?`` for parameters; PostgreSQL's driver gets ``%s``."""
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        while part := cursor.fetchmany(CHUNK):
+            yield list(part)
+    finally:
+        cursor.close()
+
+
+def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> NDArray[np.float64]:
+    """A query's rows as one float array (NULL -> NaN); integers up to 2**53 stay exact."""
+    parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in _raw_rows(conn, sql, params)]
+    return np.concatenate(parts) if parts else np.zeros((0, width))
+
+
+#: Types whose rows carry a number scoring reads: the JSON key in ``properties``.
+VALUED = {"survey_response": "nps", "review": "rating", "purchase": "amount"}
+
+
+def _all_arrays(conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int) -> tuple[Ints, Activities]:
+    """Every activity up to ``now``: per type, one range scan of ``ix_activities_type_time`` (it
+    ends in member_id, so the table itself is not read), and the few rows with a sentiment from
+    their own partial index. No type strings or JSON are handled per row in Python."""
+    members, kinds, times, values = [], [], [], []
+    pg = conn.dialect.name == "postgresql"
+    for code, name in enumerate(cfg.type_names):
+        key = VALUED.get(name)
+        if key is None:
+            cols = "member_id, occurred_at, NULL"
+        elif pg:
+            cols = f"member_id, occurred_at, (properties->>'{key}')::float"
+        else:
+            cols = f"member_id, occurred_at, json_extract(properties, '$.{key}')"
+        data = _numbers(
+            conn,
+            # `cols` comes from the constants above, never from input; values are parameters.
+            f"SELECT {cols} FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",  # noqa: S608
+            (workspace_id, name, now),
+            3,
+        )
+        members.append(data[:, 0].astype(np.int64))
+        times.append(data[:, 1].astype(np.int64))
+        values.append(data[:, 2])
+        kinds.append(np.full(data.shape[0], code, np.int16))
+    felt = _numbers(
+        conn,
+        "SELECT member_id, occurred_at, sentiment FROM activities "
+        "WHERE workspace_id = ? AND sentiment IS NOT NULL AND occurred_at <= ?",
+        (workspace_id, now),
+        3,
+    )
+    member = np.concatenate(members)
+    acts = Activities(
+        member,
+        np.concatenate(kinds),
+        np.concatenate(times),
+        np.full(member.size, np.nan),
+        np.concatenate(values),
+        sentiments=(felt[:, 0].astype(np.int64), felt[:, 1].astype(np.int64), felt[:, 2]),
+    )
+    return member, acts
+
+
+def _activity_arrays(
+    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
+) -> tuple[Ints, Activities]:
+    if subset is None:
+        return _all_arrays(conn, workspace_id, cfg, now)
+    return _subset_arrays(conn, workspace_id, cfg, now, subset)
 
 
 def _hand_raises(
@@ -133,9 +209,14 @@ def load_inputs(
     industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
 
     raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset)
-    row = np.searchsorted(member_ids, raw_member)
-    known = (row < n) & (member_ids[np.minimum(row, max(n - 1, 0))] == raw_member) if n else row < 0
-    acts = Activities(row[known], acts.kind[known], acts.at[known], acts.sentiment[known], acts.value[known])
+    row, known = _rows_of(member_ids, raw_member)
+    felt = None
+    if acts.sentiments is not None:
+        f_row, f_known = _rows_of(member_ids, acts.sentiments[0])
+        felt = (f_row[f_known], acts.sentiments[1][f_known], acts.sentiments[2][f_known])
+    acts = Activities(
+        row[known], acts.kind[known], acts.at[known], acts.sentiment[known], acts.value[known], felt
+    )
 
     stages = {str(x) for x in cfg.section("lead")["customer_stages"]}
     own_customer = np.array([r[2] in stages for r in members], dtype=bool)
@@ -154,8 +235,7 @@ def load_inputs(
         [np.nan if not e else float(is_company_domain(email_domain(e))) for e in emails], dtype=np.float64
     )
     hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
-    hr_row = np.searchsorted(member_ids, hr_member)
-    ok = (hr_row < n) & (member_ids[np.minimum(hr_row, max(n - 1, 0))] == hr_member) if n else hr_row < 0
+    hr_row, ok = _rows_of(member_ids, hr_member)
     inputs = Inputs(
         acts=acts,
         n=n,
@@ -173,6 +253,16 @@ def load_inputs(
         n_orgs=n_orgs,
     )
     return Loaded(inputs, member_ids, org_ids, emails)
+
+
+def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
+    """Row index of each wanted member id in the sorted ``member_ids``, and which were found
+    (activities of members merged away or outside the subset are not)."""
+    row = np.searchsorted(member_ids, wanted)
+    if member_ids.size == 0:
+        return row, np.zeros(wanted.shape, bool)
+    found = (row < member_ids.size) & (member_ids[np.minimum(row, member_ids.size - 1)] == wanted)
+    return row, found
 
 
 def _renewal_days(acts: Activities, org_row: Ints, n: int, n_orgs: int, purchase: int, now: int) -> Any:

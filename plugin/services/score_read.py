@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Engine, select
 
 from plugin.db.models import Member, Score
+from plugin.db.models.score import REASON_COLUMNS, reasons_of
 from plugin.services.score_run import ScoreReport
 from scoring.explain import sentence
 from scoring.result import Reason
@@ -22,6 +23,10 @@ EXPORT_COLUMNS = (
 
 def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
+
+
+def _reason_cols() -> list[Any]:
+    return [Score.__table__.c[name] for name in REASON_COLUMNS]
 
 
 def words(reasons: list[Any]) -> list[str]:
@@ -38,7 +43,16 @@ def _ranked_stored(engine: Engine, workspace_id: int, kind: str, limit: int) -> 
     s, m = Score.__table__.c, Member.__table__.c
     order = [s.hot.desc(), s.score.desc()] if kind == "lead" else [s.score.desc()]
     query = (
-        select(s.subject_id, m.display_name, m.primary_email, s.score, s.label, s.hot, s.reasons, s.triggers)
+        select(
+            s.subject_id,
+            m.display_name,
+            m.primary_email,
+            s.score,
+            s.label,
+            s.hot,
+            s.triggers,
+            *_reason_cols(),
+        )
         .join(Member, Member.id == s.subject_id)
         .where(s.workspace_id == workspace_id, s.kind == kind, s.subject == "member")
         .order_by(*order, s.subject_id)
@@ -49,7 +63,7 @@ def _ranked_stored(engine: Engine, workspace_id: int, kind: str, limit: int) -> 
     return [
         {
             "member_id": r[0], "name": r[1], "email": r[2], "score": r[3], "label": r[4], "hot": bool(r[5]),
-            "reasons": words(r[6] or []), "triggers": r[7] or [],
+            "reasons": words(reasons_of(r[7:])), "triggers": r[6] or [],
         }
         for r in rows
     ]  # fmt: skip
@@ -93,8 +107,8 @@ def export_rows(engine: Engine, workspace_id: int, kind: str, fmt: str, out: IO[
     """Write every stored member score of ``kind``, highest first; returns how many."""
     s, m = Score.__table__.c, Member.__table__.c
     query = (
-        select(s.subject_id, m.primary_email, m.display_name, s.score, s.label, s.hot, s.reasons,
-               s.model_version, s.weights_hash, s.as_of)
+        select(s.subject_id, m.primary_email, m.display_name, s.score, s.label, s.hot,
+               s.model_version, s.weights_hash, s.as_of, *_reason_cols())
         .join(Member, Member.id == s.subject_id)
         .where(s.workspace_id == workspace_id, s.kind == kind, s.subject == "member")
         .order_by(s.score.desc(), s.subject_id)
@@ -105,8 +119,8 @@ def export_rows(engine: Engine, workspace_id: int, kind: str, fmt: str, out: IO[
     count = 0
     with engine.connect() as conn:
         for r in conn.execution_options(yield_per=10_000).execute(query):
-            reasons = words(r[6] or [])
-            values = [r[0], r[1], r[2], r[3], r[4], bool(r[5]), reasons, r[7], r[8], r[9].isoformat()]
+            reasons = words(reasons_of(r[9:]))
+            values = [r[0], r[1], r[2], r[3], r[4], bool(r[5]), reasons, r[6], r[7], r[8].isoformat()]
             if writer:
                 writer.writerow([*values[:6], " | ".join(reasons), *values[7:]])
             else:

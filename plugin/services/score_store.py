@@ -12,7 +12,8 @@ from sqlalchemy import Connection, delete, select
 
 from plugin.db.base import table_of
 from plugin.db.models import Score, ScoreEvent
-from plugin.db.sql import in_values, insert_rows
+from plugin.db.models.score import REASON_COLUMNS
+from plugin.db.sql import in_values, insert_columns, insert_rows
 from plugin.services.score_inputs import Loaded
 from scoring.churn import account_risk
 from scoring.config import ScoringConfig
@@ -53,39 +54,36 @@ def stored_scores(
     return out
 
 
-def _finite_or_none(a: NDArray[np.float64]) -> list[list[Any]]:
-    rounded = np.round(a, 4).astype(object)
-    rounded[~np.isfinite(a)] = None
-    out: list[list[Any]] = rounded.tolist()
-    return out
+def _cells(a: NDArray[Any]) -> list[Any]:
+    """Values for the database: rounded, with None where JSON or SQL cannot hold them (NaN, inf)."""
+    out = np.round(a.astype(np.float64), 4).astype(object)
+    out[~np.isfinite(a.astype(np.float64))] = None
+    cells: list[Any] = out.tolist()
+    return cells
 
 
-def _reasons(scored: Scored) -> list[list[list[Any]]]:
-    """Each row's top reasons as ``[feature, value, points]`` (plus a detail where the feature has
-    one), gathered with numpy; values JSON cannot hold (NaN, infinity) become null."""
-    names, top = scored.top_matrix()
-    if not names or top.shape[1] == 0:
-        return [[] for _ in range(scored.rows.size)]
+def _reason_columns(scored: Scored) -> dict[str, list[Any]]:
+    """Each row's top three reasons as the 12 reason columns, gathered with numpy (no per-row
+    Python), ``None`` where a row has fewer reasons or a feature has no detail."""
+    n = scored.rows.size
+    names, top = scored.top_matrix(3)
+    columns: dict[str, list[Any]] = {}
+    if not names:
+        return {name: [None] * n for name in REASON_COLUMNS}
     pick = np.maximum(top, 0)
-    values = np.vstack([scored.values[n] for n in names]).T
-    points = np.vstack([scored.points[n] for n in names]).T
-    nan = np.full(scored.rows.size, np.nan)
-    details = np.vstack([scored.details.get(n, nan) for n in names]).T
-    has_detail = [n in scored.details for n in names]
-    v = _finite_or_none(np.take_along_axis(values, pick, axis=1))
-    p = np.round(np.take_along_axis(points, pick, axis=1), 4).tolist()
-    d = _finite_or_none(np.take_along_axis(details, pick, axis=1))
-    out = []
-    for i, picks in enumerate(top.tolist()):
-        row = []
-        for j, f in enumerate(picks):
-            if f < 0:
-                break
-            row.append(
-                [names[f], v[i][j], p[i][j], d[i][j]] if has_detail[f] else [names[f], v[i][j], p[i][j]]
-            )
-        out.append(row)
-    return out
+    values = np.vstack([scored.values[f] for f in names]).T
+    points = np.vstack([scored.points[f] for f in names]).T
+    nan = np.full(n, np.nan)
+    details = np.vstack([scored.details.get(f, nan) for f in names]).T
+    label = np.array([*names, None], dtype=object)
+    for k in range(3):
+        j = top[:, k]
+        missing = j < 0
+        columns[f"reason{k + 1}"] = label[np.where(missing, len(names), j)].tolist()
+        for part, matrix in (("value", values), ("points", points), ("detail", details)):
+            got = np.take_along_axis(matrix, pick[:, k : k + 1], axis=1)[:, 0]
+            columns[f"{part}{k + 1}"] = _cells(np.where(missing, np.nan, got))
+    return columns
 
 
 def write_scores(
@@ -104,9 +102,6 @@ def write_scores(
 ) -> Counter[str]:
     """Replace the stored scores of ``kind``: all of them, or with ``partial`` only those of the
     members (and their organizations) this run loaded. Returns the events it stored, by name."""
-    member_ids = loaded.member_ids
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
     common = {
         "workspace_id": workspace_id,
         "kind": kind,
@@ -116,34 +111,40 @@ def write_scores(
         "as_of": when,
         "run_id": run_id,
     }
-    subjects = member_ids[scored.rows].tolist()
-    reasons = _reasons(scored)
-    hot = scored.hot.tolist() if scored.hot is not None else [False] * len(subjects)
+    subjects: list[int] = loaded.member_ids[scored.rows].tolist()
+    count = len(subjects)
+    hot: list[bool] = scored.hot.tolist() if scored.hot is not None else [False] * count
+    scores: list[float] = np.round(scored.score, 4).tolist()
+    columns: dict[str, list[Any]] = {
+        "subject": ["member"] * count,
+        "subject_id": subjects,
+        "score": scores,
+        "label": scored.label,
+        "hot": hot,
+        **_reason_columns(scored),
+        "triggers": [t if h else None for t, h in zip(scored.triggers, hot, strict=True)]
+        if scored.triggers
+        else [None] * count,
+    }
+    events: list[dict[str, Any]] = []
     for i, subject_id in enumerate(subjects):
-        label = scored.label[i]
-        score = float(scored.score[i])
-        rows.append(
-            common
-            | {
-                "subject": "member",
-                "subject_id": subject_id,
-                "score": round(score, 4),
-                "label": label,
-                "hot": bool(hot[i]),
-                "reasons": reasons[i],
-                "triggers": scored.triggers[i] if scored.triggers and hot[i] else None,
-            }
-        )
         old = before.get(("member", subject_id))
+        label = scored.label[i]
+        if old is not None and old[0] == label and old[1] == hot[i]:
+            continue  # the common case: nothing crossed
         event = crossed(kind, old[0] if old else None, label, cfg)
         if hot[i] and not (old and old[1]):
             event = HOT_EVENT
         if event:
-            events.append(_event(common, "member", subject_id, event, old, label, score))
+            events.append(_event(common, "member", subject_id, event, old, label, scores[i]))
     if kind == "churn":
-        rows.extend(_accounts(scored, loaded, result, common, before, cfg, events))
+        for row in _accounts(scored, loaded, result, common, before, cfg, events):
+            for name, values in columns.items():
+                values.append(row[name])
+    for name, value in common.items():
+        columns[name] = [value] * len(columns["subject"])
     _replace(conn, workspace_id, kind, loaded, partial)
-    insert_rows(conn, table_of(Score), rows)
+    insert_columns(conn, table_of(Score), columns)
     insert_rows(conn, table_of(ScoreEvent), events)
     return Counter(e["event"] for e in events)
 
@@ -170,7 +171,8 @@ def _accounts(
     order = np.lexsort((engagement[scored.rows], member_org))
     last_of_org = np.r_[member_org[order][1:] != member_org[order][:-1], True]
     lead_row = {int(member_org[order][k]): int(order[k]) for k in np.flatnonzero(last_of_org)}
-    reasons = _reasons(scored)
+    reasons = _reason_columns(scored)
+    none = dict.fromkeys(REASON_COLUMNS)
     out = []
     for o in np.flatnonzero(~np.isnan(risk)).tolist():
         p = float(risk[o])
@@ -184,7 +186,7 @@ def _accounts(
                 "score": round(p, 4),
                 "label": label,
                 "hot": False,
-                "reasons": reasons[lead_row[o]] if o in lead_row else [],
+                **({c: reasons[c][lead_row[o]] for c in REASON_COLUMNS} if o in lead_row else none),
                 "triggers": None,
             }
         )

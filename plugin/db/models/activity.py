@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import Base, EpochMicros
@@ -20,7 +20,18 @@ class Activity(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "source", "source_activity_id"),
         Index("ix_activities_member_time", "member_id", "occurred_at"),
-        Index("ix_activities_type_time", "workspace_id", "type", "occurred_at"),
+        # member_id last: scoring reads each type's (time, member) from this index alone.
+        Index("ix_activities_type_time", "workspace_id", "type", "occurred_at", "member_id"),
+        # Few activities carry a sentiment; scoring reads them from this small index alone.
+        Index(
+            "ix_activities_sentiment",
+            "workspace_id",
+            "member_id",
+            "occurred_at",
+            "sentiment",
+            sqlite_where=text("sentiment IS NOT NULL"),
+            postgresql_where=text("sentiment IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

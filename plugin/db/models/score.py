@@ -1,14 +1,17 @@
 """Scores, the runs that made them, and the crossings they caused.
 
 One row per (workspace, kind, subject): the latest score, with the model version, the hash of the
-weights, when it was computed and as of which date, and its top reasons as numbers
-``[[feature, value, points], ...]`` (rendered into sentences when shown). A crossing (a member
+weights, when it was computed and as of which date, and its top three reasons as numbers (feature,
+value, points, and a detail some sentences need), rendered into sentences when shown. Reasons are
+plain columns rather than JSON: a full run writes a million rows, and building a JSON document per
+row was the largest cost of the write. A crossing (a member
 becomes a champion, a lead turns hot, a churn risk turns high) is an event row that the CRM sync and
 the webhooks pick up; a rescore that changes nothing adds none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,13 +56,48 @@ class Score(Base):
     score: Mapped[float] = mapped_column(Float)
     label: Mapped[str] = mapped_column(String(24))  # level, grade or band
     hot: Mapped[bool] = mapped_column(Boolean, default=False)
-    reasons: Mapped[list[Any]] = mapped_column(Json)
+    reason1: Mapped[str | None] = mapped_column(String(32))
+    value1: Mapped[float | None] = mapped_column(Float)
+    points1: Mapped[float | None] = mapped_column(Float)
+    detail1: Mapped[float | None] = mapped_column(Float)
+    reason2: Mapped[str | None] = mapped_column(String(32))
+    value2: Mapped[float | None] = mapped_column(Float)
+    points2: Mapped[float | None] = mapped_column(Float)
+    detail2: Mapped[float | None] = mapped_column(Float)
+    reason3: Mapped[str | None] = mapped_column(String(32))
+    value3: Mapped[float | None] = mapped_column(Float)
+    points3: Mapped[float | None] = mapped_column(Float)
+    detail3: Mapped[float | None] = mapped_column(Float)
     triggers: Mapped[list[int] | None] = mapped_column(Json)  # activity ids that made a lead hot
     model_version: Mapped[str] = mapped_column(String(64))
     weights_hash: Mapped[str] = mapped_column(String(64))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())
     run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="CASCADE"))
+
+    @property
+    def reasons(self) -> list[list[Any]]:
+        """``[[feature, value, points(, detail)], ...]``, the largest first."""
+        return reasons_of(
+            [self.reason1, self.value1, self.points1, self.detail1,
+             self.reason2, self.value2, self.points2, self.detail2,
+             self.reason3, self.value3, self.points3, self.detail3]
+        )  # fmt: skip
+
+
+#: The reason columns, in the order :func:`reasons_of` reads them.
+REASON_COLUMNS = tuple(f"{part}{i}" for i in (1, 2, 3) for part in ("reason", "value", "points", "detail"))
+
+
+def reasons_of(cells: Sequence[Any]) -> list[list[Any]]:
+    """Reason columns (12 cells, as :data:`REASON_COLUMNS`) back into a list of reasons."""
+    out: list[list[Any]] = []
+    for k in range(0, 12, 4):
+        feature, value, points, detail = cells[k : k + 4]
+        if feature is None:
+            break
+        out.append([feature, value, points] if detail is None else [feature, value, points, detail])
+    return out
 
 
 class ScoreEvent(Base):
