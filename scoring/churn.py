@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring.accounts import AccountSignals
 from scoring.bgnbd import BgNbdParams, fit_bgnbd, prob_alive
 from scoring.config import ScoringConfig
-from scoring.features import Features, group_max
+from scoring.features import Features
 from scoring.result import Scored
 
 MODEL = "churn"
@@ -53,7 +54,11 @@ def prob_quiet(params: BgNbdParams, x: Floats, t_x: Floats, age: Floats, horizon
 
 
 def churn_scores(
-    features: Features, ctx: ChurnContext, cfg: ScoringConfig, n_orgs: int, params: BgNbdParams | None
+    features: Features,
+    ctx: ChurnContext,
+    cfg: ScoringConfig,
+    accounts: AccountSignals,
+    params: BgNbdParams | None,
 ) -> Scored:
     c = cfg.section("churn")
     rows = np.flatnonzero(ctx.customer).astype(np.int64)
@@ -97,7 +102,8 @@ def churn_scores(
         share * 10.0, float(c["support_questions"]["cap"])
     )
     values["support_questions"] = share
-    quiet = champion_quiet(features, ctx.organization, n_orgs)
+    org = np.maximum(ctx.organization, 0)
+    quiet = np.where(ctx.organization >= 0, accounts.champion_quiet[org], False).astype(np.float64)
     points["champion_quiet"] = float(c["champion_quiet"]["weight"]) * quiet
     values["champion_quiet"] = quiet
     within = float(c["renewal"]["within_days"])
@@ -124,32 +130,3 @@ def churn_scores(
 def _logit(p: Floats) -> Floats:
     out: Floats = np.log(p / (1.0 - p))
     return out
-
-
-def champion_quiet(features: Features, organization: Ints, n_orgs: int) -> Floats:
-    """1 for members of an account whose most engaged person has been silent for over twice their
-    usual gap (and at least 30 days); 0 otherwise. Engagement here is lifetime activity, so the
-    champion does not change as time passes."""
-    if n_orgs == 0:
-        return np.zeros(features.n)
-    total = features["activities"]
-    top = group_max(total, organization, n_orgs)
-    in_org = organization >= 0
-    is_champ = in_org & (total > 0) & (total == top[np.maximum(organization, 0)])
-    gap = np.nan_to_num(features["usual_gap_days"], nan=30.0)
-    silent = features["recency_days"] > np.maximum(2.0 * gap, 30.0)
-    quiet_org = np.zeros(n_orgs, bool)
-    quiet_org[organization[is_champ & silent]] = True
-    # An account with several tied champions counts as quiet only if one of them is.
-    return np.where(in_org, quiet_org[np.maximum(organization, 0)], False).astype(np.float64)
-
-
-def account_risk(scored: Scored, organization: Ints, engagement: Floats, n_orgs: int) -> Floats:
-    """Per organization, the engagement-weighted mean risk of its scored members (NaN if none)."""
-    org = organization[scored.rows]
-    sel = org >= 0
-    w = np.maximum(engagement[scored.rows][sel], 0.05)
-    num = np.bincount(org[sel], weights=w * scored.score[sel], minlength=n_orgs)
-    den = np.bincount(org[sel], weights=w, minlength=n_orgs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)

@@ -144,6 +144,7 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
     np.maximum.at(last, member, at)
     seen = total > 0
     cols["recency_days"] = np.where(seen, (now - last) / DAY_US, np.inf)
+    cols["last_at"] = np.where(seen, last.astype(np.float64), np.nan)  # epoch microseconds
     cols["tenure_days"] = np.where(seen, (now - first) / DAY_US, 0.0)
     span_days = np.where(seen, (last // DAY_US - first // DAY_US).astype(np.float64), 0.0)
     repeats = np.maximum(cols["active_days"] - 1, 0)
@@ -205,16 +206,3 @@ def _last_value(member: Ints, at: Ints, value: Floats, sel: NDArray[np.bool_], n
     is_last = np.r_[m[1:] != m[:-1], True]
     out[m[is_last]] = v[is_last]
     return out
-
-
-def group_max(values: Floats, group: Ints, n_groups: int) -> Floats:
-    """Per group (e.g. organization), the largest value; -inf for an empty group."""
-    out = np.full(n_groups, -np.inf)
-    sel = group >= 0
-    np.maximum.at(out, group[sel], values[sel])
-    return out
-
-
-def group_sum(values: Floats, group: Ints, n_groups: int) -> Floats:
-    sel = group >= 0
-    return np.bincount(group[sel], weights=values[sel], minlength=n_groups).astype(np.float64)

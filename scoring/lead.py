@@ -17,8 +17,9 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring.accounts import AccountSignals
 from scoring.config import FIT_PARTS, INTENT_PARTS, ScoringConfig
-from scoring.features import DAY_US, Activities, Features, group_sum
+from scoring.features import DAY_US, Activities, Features
 from scoring.result import Scored, saturating
 
 MODEL = "lead"
@@ -118,7 +119,7 @@ def lead_scores(
     ctx: LeadContext,
     raises: HandRaises,
     cfg: ScoringConfig,
-    n_orgs: int,
+    accounts: AccountSignals,
 ) -> Scored:
     lead = cfg.section("lead")
     rows = np.flatnonzero(~ctx.customer).astype(np.int64)
@@ -160,10 +161,8 @@ def lead_scores(
         "engagement": features["engagement"],
     }
     recent = (features["recent"] > 0).astype(np.float64)
-    org_active = group_sum(recent, ctx.organization, n_orgs)
-    raw_intent["account"] = np.where(
-        ctx.organization >= 0, org_active[np.maximum(ctx.organization, 0)] - recent, 0.0
-    )
+    others = accounts.active_people[np.maximum(ctx.organization, 0)] - recent
+    raw_intent["account"] = np.where(ctx.organization >= 0, np.maximum(others, 0.0), 0.0)
     ip, scale = lead["intent_points"], lead["intent_scale"]
     for part in INTENT_PARTS:
         points[f"intent_{part}"] = saturating(raw_intent[part], float(ip[part]), float(scale[part]))

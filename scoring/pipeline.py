@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring.accounts import People, account_signals, joined, people_of
 from scoring.advocate import advocate_scores, level_rank
 from scoring.bgnbd import BgNbdParams
 from scoring.churn import ChurnContext, churn_scores, fit_activity_model
@@ -27,6 +28,9 @@ class Inputs:
     churn: ChurnContext
     raises: HandRaises
     n_orgs: int
+    #: People of the same accounts who are not scored in this pass (an incremental run passes
+    #: their stored summaries), so account signals still count everyone.
+    other_people: People | None = None
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,17 @@ def score_all(
     if unknown:
         raise ValueError(f"unknown score kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
     feats = compute_features(inputs.acts, inputs.n, inputs.now, cfg)
+    everyone = joined(people_of(feats, inputs.lead.organization), inputs.other_people)
+    accounts = account_signals(everyone, inputs.n_orgs)
     out: dict[str, Scored] = {}
     if "advocate" in kinds:
         out["advocate"] = advocate_scores(feats, cfg, advocate_others)
     if "lead" in kinds:
-        out["lead"] = lead_scores(feats, inputs.acts, inputs.lead, inputs.raises, cfg, inputs.n_orgs)
+        out["lead"] = lead_scores(feats, inputs.acts, inputs.lead, inputs.raises, cfg, accounts)
     model = params
     if "churn" in kinds:
         model = params if params is not None else fit_activity_model(feats)
-        out["churn"] = churn_scores(feats, inputs.churn, cfg, inputs.n_orgs, model)
+        out["churn"] = churn_scores(feats, inputs.churn, cfg, accounts, model)
     return Pass(feats, out, model)
 
 

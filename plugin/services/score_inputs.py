@@ -85,7 +85,7 @@ def _subset_arrays(
     return member_ids, acts
 
 
-def _raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
     """Chunks of plain tuples from the driver's own cursor: no per-row SQLAlchemy work. ``sql`` uses
     ``?`` for parameters; PostgreSQL's driver gets ``%s``."""
     if conn.dialect.name == "postgresql":
@@ -101,7 +101,7 @@ def _raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[lis
 
 def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> NDArray[np.float64]:
     """A query's rows as one float array (NULL -> NaN); integers up to 2**53 stay exact."""
-    parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in _raw_rows(conn, sql, params)]
+    parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in raw_rows(conn, sql, params)]
     return np.concatenate(parts) if parts else np.zeros((0, width))
 
 

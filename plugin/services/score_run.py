@@ -2,8 +2,9 @@
 
 * **full**: every current member is scored; the activity model (BG/NBD) is fitted afresh.
 * **incremental** (the default once a full run exists with the same settings): only members with
-  activity stored since the last run, plus the people at their organizations (account signals
-  move with them), reusing the last fitted activity model; levels still rank against everyone.
+  activity stored since the last run, reusing the last fitted activity model. What it needs about
+  everyone else comes from what earlier runs stored: levels rank against stored advocate scores,
+  account signals and account churn use stored summaries of the other people at those accounts.
 * **as of a date**: the world as it stood then (later activities ignored), for backtests; nothing
   stored is changed, the result is returned.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,8 @@ from plugin.db.models import Activity, Member, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
-from plugin.services.score_store import previous_labels, stored_scores, write_scores
+from plugin.services.score_others import other_people
+from plugin.services.score_store import previous_labels, stored_scores, write_scores, write_stats
 from scoring.bgnbd import BgNbdParams
 from scoring.config import ScoringConfig
 from scoring.pipeline import KINDS, Pass, score_all
@@ -111,17 +113,12 @@ def _merged_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
 
 
 def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
-    """Members with activity stored after ``watermark``, and everyone at their organizations."""
+    """Current members with activity stored after ``watermark`` (the id range scan is cheap)."""
     a, m = Activity.__table__.c, Member.__table__.c
     with engine.connect() as conn:
         touched = select(a.member_id).where(a.workspace_id == workspace_id, a.id > watermark).distinct()
-        orgs = select(m.organization_id).where(m.id.in_(touched), m.organization_id.is_not(None))
         rows = conn.execute(
-            select(m.id).where(
-                m.workspace_id == workspace_id,
-                m.merged_into_id.is_(None),
-                (m.id.in_(touched)) | (m.organization_id.in_(orgs)),
-            )
+            select(m.id).where(m.id.in_(touched), m.workspace_id == workspace_id, m.merged_into_id.is_(None))
         ).all()
     return sorted(r[0] for r in rows)
 
@@ -172,11 +169,16 @@ def run_scoring(
             report.activity_model = last.activity_model
             report.scored = dict.fromkeys(kinds, 0)
             return report
+    stored = None
     with engine.connect() as conn:
         say("reading activities")
         loaded = load_inputs(conn, workspace_id, cfg, now, subset)
-        if subset is not None and "advocate" in kinds:
-            others = stored_scores(conn, workspace_id, "advocate", exclude=loaded.member_ids)
+        if subset is not None:
+            if "advocate" in kinds:
+                others = stored_scores(conn, workspace_id, "advocate", exclude=loaded.member_ids)
+            recent_days = cfg.number("windows", "recent_days", positive=True)
+            people, stored = other_people(conn, workspace_id, loaded, now, recent_days)
+            loaded = replace(loaded, inputs=replace(loaded.inputs, other_people=people))
     say(f"scoring {loaded.inputs.n:,} members")
     result = score_all(loaded.inputs, cfg, kinds, params, others)
     model = result.activity_model
@@ -223,7 +225,9 @@ def run_scoring(
                     before,
                     when,
                     partial=subset is not None,
+                    stored=stored,
                 )
             )
+        write_stats(conn, workspace_id, loaded, result, partial=subset is not None)
         conn.execute(update(ScoreRun).where(ScoreRun.id == run).values(finished_at=clock()))
     return report

@@ -11,11 +11,11 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, delete, select
 
 from plugin.db.base import table_of
-from plugin.db.models import Score, ScoreEvent
+from plugin.db.models import MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
 from plugin.db.sql import in_values, insert_columns, insert_rows
 from plugin.services.score_inputs import Loaded
-from scoring.churn import account_risk
+from plugin.services.score_others import StoredCustomers
 from scoring.config import ScoringConfig
 from scoring.pipeline import Pass, crossed
 from scoring.result import Scored
@@ -99,6 +99,7 @@ def write_scores(
     when: datetime,
     *,
     partial: bool,
+    stored: StoredCustomers | None = None,
 ) -> Counter[str]:
     """Replace the stored scores of ``kind``: all of them, or with ``partial`` only those of the
     members (and their organizations) this run loaded. Returns the events it stored, by name."""
@@ -138,7 +139,7 @@ def write_scores(
         if event:
             events.append(_event(common, "member", subject_id, event, old, label, scores[i]))
     if kind == "churn":
-        for row in _accounts(scored, loaded, result, common, before, cfg, events):
+        for row in _accounts(scored, loaded, result, common, before, cfg, events, stored):
             for name, values in columns.items():
                 values.append(row[name])
     for name, value in common.items():
@@ -157,25 +158,34 @@ def _accounts(
     before: dict[Key, tuple[str, bool]],
     cfg: ScoringConfig,
     events: list[dict[str, Any]],
+    stored: StoredCustomers | None,
 ) -> list[dict[str, Any]]:
-    """Account churn: the engagement-weighted risk of its customers, with the reasons of its most
-    engaged person."""
-    if scored.rows.size == 0:  # e.g. an incremental run that touched no customer
+    """Account churn: the engagement-weighted risk of all its customers (fresh scores, plus stored
+    ones of customers this run did not rescore), with the reasons of its most engaged customer."""
+    org_all = loaded.inputs.churn.organization
+    fresh_reasons = _reason_columns(scored)
+    org = org_all[scored.rows]
+    risk = scored.score
+    engagement = np.maximum(result.features["engagement"][scored.rows], 0.05)
+    cells: list[tuple[Any, ...]] = list(zip(*(fresh_reasons[c] for c in REASON_COLUMNS), strict=True))
+    if stored is not None and stored.score.size:
+        org = np.concatenate([org, stored.org_row])
+        risk = np.concatenate([risk, stored.score])
+        engagement = np.concatenate([engagement, np.maximum(stored.engagement, 0.05)])
+        cells += stored.reasons
+    sel = np.flatnonzero(org >= 0)
+    if sel.size == 0:
         return []
-    org = loaded.inputs.churn.organization
     n_orgs = loaded.inputs.n_orgs
-    engagement = result.features["engagement"]
-    risk = account_risk(scored, org, engagement, n_orgs)
+    num = np.bincount(org[sel], weights=engagement[sel] * risk[sel], minlength=n_orgs)
+    den = np.bincount(org[sel], weights=engagement[sel], minlength=n_orgs)
+    order = sel[np.lexsort((engagement[sel], org[sel]))]
+    last_of_org = np.r_[org[order][1:] != org[order][:-1], True]
+    top_of = {int(org[order][k]): int(order[k]) for k in np.flatnonzero(last_of_org)}
     bands = cfg.section("churn", "bands")
-    member_org = org[scored.rows]
-    order = np.lexsort((engagement[scored.rows], member_org))
-    last_of_org = np.r_[member_org[order][1:] != member_org[order][:-1], True]
-    lead_row = {int(member_org[order][k]): int(order[k]) for k in np.flatnonzero(last_of_org)}
-    reasons = _reason_columns(scored)
-    none = dict.fromkeys(REASON_COLUMNS)
     out = []
-    for o in np.flatnonzero(~np.isnan(risk)).tolist():
-        p = float(risk[o])
+    for o, i in sorted(top_of.items()):
+        p = float(num[o] / den[o])
         label = "high" if p >= bands["high"] else "medium" if p >= bands["medium"] else "low"
         org_id = int(loaded.org_ids[o])
         out.append(
@@ -186,14 +196,39 @@ def _accounts(
                 "score": round(p, 4),
                 "label": label,
                 "hot": False,
-                **({c: reasons[c][lead_row[o]] for c in REASON_COLUMNS} if o in lead_row else none),
                 "triggers": None,
+                **dict(zip(REASON_COLUMNS, cells[i], strict=True)),
             }
         )
         old = before.get(("organization", org_id))
         if crossed("churn", old[0] if old else None, label, cfg):
             events.append(_event(common, "organization", org_id, "churn_risk_high", old, label, p))
     return out
+
+
+def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pass, *, partial: bool) -> None:
+    """Keep each scored member's activity summary, for later incremental runs."""
+    t = MemberStats.__table__.c
+    scope = delete(MemberStats).where(t.workspace_id == workspace_id)
+    ids = loaded.member_ids.tolist()
+    if partial:
+        for start in range(0, len(ids), 5_000):
+            conn.execute(scope.where(in_values(conn, MemberStats.member_id, ids[start : start + 5_000])))
+    else:
+        conn.execute(scope)
+    f = result.features
+    insert_columns(
+        conn,
+        table_of(MemberStats),
+        {
+            "member_id": ids,
+            "workspace_id": [workspace_id] * len(ids),
+            "activities": f["activities"].astype(np.int64).tolist(),
+            "last_at": [None if v is None else int(v) for v in _cells(f["last_at"])],
+            "usual_gap_days": _cells(f["usual_gap_days"]),
+            "engagement": np.round(f["engagement"], 4).tolist(),
+        },
+    )
 
 
 def _event(

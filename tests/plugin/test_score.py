@@ -167,7 +167,7 @@ def test_reruns_add_no_events_and_new_activity_rescores_only_that_account(
     ingest(engine, workspace_id, [act("dev1-new", "dev1", "answer_accepted", 0.5)])
     third = score(engine, workspace_id)
     assert third.mode == "incremental"
-    assert third.members_scored == 5  # dev1 and the four others at bigco.io
+    assert third.members_scored == 1  # only dev1: the others at bigco.io come from stored summaries
     assert third.activity_model == first.activity_model
     with engine.connect() as conn:
         runs = conn.execute(select(ScoreRun.mode, ScoreRun.activity_model).order_by(ScoreRun.id)).all()
@@ -177,10 +177,16 @@ def test_reruns_add_no_events_and_new_activity_rescores_only_that_account(
         ("incremental", first.activity_model),
     ]  # an incremental run with nothing new to score records no run
     after = stored(engine, "advocate")
-    bigco = {people[w] for w in ("cto", "dev0", "dev1", "dev2", "dev3")}
-    assert {mid for mid in after if after[mid].run_id == third.run_id} == bigco
+    assert {mid for mid in after if after[mid].run_id == third.run_id} == {people["dev1"]}
     assert after[people["dev1"]].score > before[people["dev1"]].score
-    assert all(after[m].score == before[m].score for m in after if m not in bigco)
+    assert all(after[m].score == before[m].score for m in after if m != people["dev1"])
+    # What the incremental run knew of dev1's colleagues (stored summaries) is what a full run
+    # computes from their activities: dev1's lead score, account signal included, is the same.
+    lead_incremental = stored(engine, "lead")[people["dev1"]]
+    score(engine, workspace_id, full=True)
+    lead_full = stored(engine, "lead")[people["dev1"]]
+    assert lead_incremental.score == pytest.approx(lead_full.score, abs=1e-3)
+    assert lead_incremental.reasons == lead_full.reasons
 
 
 def test_as_of_ignores_later_activity_and_changes_nothing_stored(

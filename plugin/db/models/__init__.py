@@ -5,7 +5,7 @@ from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
-from plugin.db.models.score import Score, ScoreEvent, ScoreRun
+from plugin.db.models.score import MemberStats, Score, ScoreEvent, ScoreRun
 from plugin.db.models.workspace import ApiToken, Workspace
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Identity",
     "InboundDelivery",
     "Member",
+    "MemberStats",
     "MergeLog",
     "MergeSuggestion",
     "Organization",

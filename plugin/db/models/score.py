@@ -100,6 +100,20 @@ def reasons_of(cells: Sequence[Any]) -> list[list[Any]]:
     return out
 
 
+class MemberStats(Base):
+    """Each member's activity summary as of their last scoring: what an incremental run needs to
+    know about the people it does not rescore (their account's champion, who is active)."""
+
+    __tablename__ = "member_stats"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    activities: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
+    usual_gap_days: Mapped[float | None] = mapped_column(Float)
+    engagement: Mapped[float] = mapped_column(Float)
+
+
 class ScoreEvent(Base):
     __tablename__ = "score_events"
     __table_args__ = (Index("ix_score_events_workspace_id_id", "workspace_id", "id"),)

@@ -57,6 +57,20 @@ def upgrade() -> None:
     with op.batch_alter_table('score_events', schema=None) as batch_op:
         batch_op.create_index('ix_score_events_workspace_id_id', ['workspace_id', 'id'], unique=False)
 
+    op.create_table('member_stats',
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('activities', sa.Integer(), nullable=False),
+    sa.Column('last_at', sa.BigInteger(), nullable=True),
+    sa.Column('usual_gap_days', sa.Float(), nullable=True),
+    sa.Column('engagement', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_stats_member_id_members'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_member_stats_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_stats'))
+    )
+    with op.batch_alter_table('member_stats', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_member_stats_workspace_id'), ['workspace_id'], unique=False)
+
     op.create_table('scores',
     sa.Column('workspace_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -107,4 +121,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_score_runs_workspace_id'))
 
     op.drop_table('score_runs')
+    with op.batch_alter_table('member_stats', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_member_stats_workspace_id'))
+
+    op.drop_table('member_stats')
     # ### end Alembic commands ###

@@ -1,0 +1,95 @@
+"""What an incremental run needs about the people it does not rescore.
+
+Account signals (who at a company is active, whether its champion went quiet) and account churn
+(the weighted risk of all its customers) depend on every person of the account. An incremental run
+reads the stored summaries (``member_stats``) and stored churn scores of the other people at the
+accounts it touches, instead of re-reading their activities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from plugin.db.models.score import REASON_COLUMNS
+from plugin.services.score_inputs import Loaded, raw_rows
+from scoring.accounts import People
+from scoring.features import DAY_US
+
+Ints = NDArray[np.int64]
+Floats = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class StoredCustomers:
+    """Stored churn scores of customers at the touched accounts who are not being rescored."""
+
+    org_row: Ints
+    score: Floats
+    engagement: Floats
+    reasons: list[tuple[Any, ...]]  # the 12 stored reason cells of each
+
+
+def _touched_orgs(loaded: Loaded) -> list[int]:
+    org = loaded.inputs.lead.organization
+    return sorted(set(loaded.org_ids[np.unique(org[org >= 0])].tolist()))
+
+
+def other_people(
+    conn: Any, workspace_id: int, loaded: Loaded, now: int, recent_days: float
+) -> tuple[People, StoredCustomers]:
+    orgs = _touched_orgs(loaded)
+    mine = set(loaded.member_ids.tolist())
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(orgs), 5_000):
+        part = orgs[start : start + 5_000]
+        marks = ", ".join("?" * len(part))
+        sql = (
+            "SELECT s.member_id, m.organization_id, s.activities, s.last_at, s.usual_gap_days, s.engagement "
+            "FROM member_stats s JOIN members m ON m.id = s.member_id "
+            "WHERE m.workspace_id = ? AND m.merged_into_id IS NULL AND m.organization_id IN (" + marks + ")"
+        )  # only "?" marks are built in; values are parameters
+        for chunk in raw_rows(conn, sql, (workspace_id, *part)):
+            rows.extend(r for r in chunk if r[0] not in mine)
+    data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64).reshape(-1, 6)
+    org_row = np.searchsorted(loaded.org_ids, data[:, 1].astype(np.int64)).astype(np.int64)
+    last = data[:, 3]
+    recency = np.where(np.isnan(last), np.inf, (now - last) / DAY_US)
+    people = People(
+        organization=org_row,
+        activities=data[:, 2],
+        recency_days=recency,
+        usual_gap_days=data[:, 4],
+        recent=(recency < recent_days).astype(np.float64),
+    )
+    return people, _stored_customers(conn, workspace_id, data, org_row)
+
+
+def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints) -> StoredCustomers:
+    ids = data[:, 0].astype(np.int64)
+    where = {int(m): i for i, m in enumerate(ids.tolist())}
+    got_rows, got_score, got_reasons = [], [], []
+    id_list = sorted(where)
+    cols = ", ".join(REASON_COLUMNS)
+    for start in range(0, len(id_list), 5_000):
+        part = id_list[start : start + 5_000]
+        marks = ", ".join("?" * len(part))
+        sql = (
+            "SELECT subject_id, score, " + cols + " FROM scores WHERE workspace_id = ? "  # noqa: S608
+            "AND kind = 'churn' AND subject = 'member' AND subject_id IN (" + marks + ")"
+        )
+        for chunk in raw_rows(conn, sql, (workspace_id, *part)):
+            for r in chunk:
+                got_rows.append(where[r[0]])
+                got_score.append(r[1])
+                got_reasons.append(tuple(r[2:]))
+    pick = np.array(got_rows, dtype=np.int64)
+    return StoredCustomers(
+        org_row=org_row[pick],
+        score=np.array(got_score, dtype=np.float64),
+        engagement=data[pick, 5] if pick.size else np.zeros(0),
+        reasons=got_reasons,
+    )
