@@ -101,12 +101,19 @@ def generate(db: Path, members: int, activities: int, seed: int) -> float:
         n = min(chunk, activities - start)
         member = rng.choice(members, n, p=weight) + 1
         kind = rng.choice(len(names), n, p=shares)
+        # Only people at customer accounts buy; elsewhere a purchase becomes a product-usage event.
+        kind = np.where(
+            (kind == names.index("purchase")) & ~customer_org[org[member - 1]],
+            names.index("product_usage"),
+            kind,
+        )
         at = NOW_US - (rng.random(n) ** 1.5 * SPAN_DAYS * DAY_US).astype(np.int64)
         nps = rng.integers(0, 11, n)
         sentiment = np.round(rng.uniform(-1, 1, n), 2)
         props = [
             f'{{"nps": {nps[j]}}}' if names[k] == "survey_response" else
-            f'{{"rating": {1 + nps[j] // 2}}}' if names[k] == "review" else "{}"
+            f'{{"rating": {1 + nps[j] // 2}}}' if names[k] == "review" else
+            f'{{"amount": {500 * (1 + nps[j])}, "currency": "USD"}}' if names[k] == "purchase" else "{}"
             for j, k in enumerate(kind.tolist())
         ]  # fmt: skip
         texts = np.where(rng.random(n) < 0.05, "What does enterprise pricing look like?", None)

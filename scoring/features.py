@@ -103,8 +103,12 @@ def _distinct_small(member: Ints, code: Ints, n: int, k: int) -> Floats:
 def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> Features:
     """Features for ``n`` members from their activities up to ``now`` (later ones are ignored)."""
     keep = acts.at <= now
-    member, kind, at = acts.member[keep], acts.kind[keep], acts.at[keep]
-    sentiment, value = acts.sentiment[keep], acts.value[keep]
+    if keep.all():  # the store already cut at `now`: no copies of twenty-million-row arrays
+        member, kind, at, sentiment, value = acts.member, acts.kind, acts.at, acts.sentiment, acts.value
+    else:
+        member, kind, at = acts.member[keep], acts.kind[keep], acts.at[keep]
+        sentiment, value = acts.sentiment[keep], acts.value[keep]
+    del keep
     counted = kind >= 0
     age_days = (now - at) / DAY_US
     codes = {name: i for i, name in enumerate(cfg.type_names)}
@@ -125,6 +129,7 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
     cols["helpfulness"] = _count(member, n, helpful_w[kind] * decay)
     adv = of(ADVOCACY)
     cols["advocacy"] = _count(member[adv], n, decay[adv])
+    del half, decay, weight, adv
     for name in COUNTED:
         sel = kind == codes[name] if name in codes else np.zeros(kind.shape, bool)
         cols[f"n_{name}"] = _count(member[sel], n)
@@ -167,6 +172,7 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
     d_short = np.exp2(-age_days / recent_days)
     d_long = np.exp2(-age_days / prior_days)
     cols["pace_short"] = _count(member[counted], n, d_short[counted])
+    del d_short
     cols["pace_long"] = _count(member[counted], n, d_long[counted])
     sup = kind == codes.get("support_question", -2)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -99,6 +99,11 @@ def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list
         cursor.close()
 
 
+def _int_pairs(conn: Connection, sql: str, params: Sequence[Any]) -> Ints:
+    parts = [np.array(p, dtype=np.int64).reshape(-1, 2) for p in raw_rows(conn, sql, params)]
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+
+
 def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> NDArray[np.float64]:
     """A query's rows as one float array (NULL -> NaN); integers up to 2**53 stay exact."""
     parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in raw_rows(conn, sql, params)]
@@ -117,9 +122,19 @@ def _all_arrays(conn: Connection, workspace_id: int, cfg: ScoringConfig, now: in
     pg = conn.dialect.name == "postgresql"
     for code, name in enumerate(cfg.type_names):
         key = VALUED.get(name)
-        if key is None:
-            cols = "member_id, occurred_at, NULL"
-        elif pg:
+        if key is None:  # most types: two integer columns, read straight into an int array
+            pairs = _int_pairs(
+                conn,
+                "SELECT member_id, occurred_at FROM activities "
+                "WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",
+                (workspace_id, name, now),
+            )
+            members.append(pairs[:, 0])
+            times.append(pairs[:, 1])
+            values.append(np.full(pairs.shape[0], np.nan))
+            kinds.append(np.full(pairs.shape[0], code, np.int16))
+            continue
+        if pg:
             cols = f"member_id, occurred_at, (properties->>'{key}')::float"
         else:
             cols = f"member_id, occurred_at, json_extract(properties, '$.{key}')"
@@ -231,9 +246,17 @@ def load_inputs(
 
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now)
     emails = [r[1] for r in members]
-    business = np.array(
-        [np.nan if not e else float(is_company_domain(email_domain(e))) for e in emails], dtype=np.float64
-    )
+    company: dict[str, float] = {}  # one check per distinct domain, not per member
+    business = np.empty(n)
+    for i, e in enumerate(emails):
+        if not e:
+            business[i] = np.nan
+            continue
+        domain = email_domain(e)
+        flag = company.get(domain)
+        if flag is None:
+            flag = company[domain] = float(is_company_domain(domain))
+        business[i] = flag
     hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
     hr_row, ok = _rows_of(member_ids, hr_member)
     inputs = Inputs(
@@ -257,10 +280,17 @@ def load_inputs(
 
 def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
     """Row index of each wanted member id in the sorted ``member_ids``, and which were found
-    (activities of members merged away or outside the subset are not)."""
+    (activities of members merged away or outside the subset are not). Ids are mostly dense, so a
+    lookup table is used when it is small; a binary search otherwise."""
+    if member_ids.size == 0 or wanted.size == 0:
+        return np.zeros(wanted.shape, np.int64), np.zeros(wanted.shape, bool)
+    top = int(max(member_ids[-1], wanted.max()))
+    if top <= 4 * member_ids.size + 1_000_000:
+        table = np.full(top + 1, -1, np.int64)
+        table[member_ids] = np.arange(member_ids.size)
+        row = table[np.maximum(wanted, 0)]
+        return np.maximum(row, 0), (row >= 0) & (wanted >= 0)
     row = np.searchsorted(member_ids, wanted)
-    if member_ids.size == 0:
-        return row, np.zeros(wanted.shape, bool)
     found = (row < member_ids.size) & (member_ids[np.minimum(row, member_ids.size - 1)] == wanted)
     return row, found
 

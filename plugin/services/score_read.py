@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 from sqlalchemy import Engine, select
 
-from plugin.db.models import Member, Score
+from plugin.db.models import Member, Score, ScoreRun
 from plugin.db.models.score import REASON_COLUMNS, reasons_of
 from plugin.services.score_run import ScoreReport
 from scoring.explain import sentence
@@ -105,11 +105,12 @@ def top_scores(
 
 def export_rows(engine: Engine, workspace_id: int, kind: str, fmt: str, out: IO[str]) -> int:
     """Write every stored member score of ``kind``, highest first; returns how many."""
-    s, m = Score.__table__.c, Member.__table__.c
+    s, m, r = Score.__table__.c, Member.__table__.c, ScoreRun.__table__.c
     query = (
         select(s.subject_id, m.primary_email, m.display_name, s.score, s.label, s.hot,
-               s.model_version, s.weights_hash, s.as_of, *_reason_cols())
+               r.model_version, r.weights_hash, r.as_of, *_reason_cols())
         .join(Member, Member.id == s.subject_id)
+        .join(ScoreRun, ScoreRun.id == s.run_id)
         .where(s.workspace_id == workspace_id, s.kind == kind, s.subject == "member")
         .order_by(s.score.desc(), s.subject_id)
     )  # fmt: skip
@@ -118,9 +119,9 @@ def export_rows(engine: Engine, workspace_id: int, kind: str, fmt: str, out: IO[
         writer.writerow(EXPORT_COLUMNS)
     count = 0
     with engine.connect() as conn:
-        for r in conn.execution_options(yield_per=10_000).execute(query):
-            reasons = words(reasons_of(r[9:]))
-            values = [r[0], r[1], r[2], r[3], r[4], bool(r[5]), reasons, r[6], r[7], r[8].isoformat()]
+        for row in conn.execution_options(yield_per=10_000).execute(query):
+            reasons = words(reasons_of(row[9:]))
+            values = [*row[:5], bool(row[5]), reasons, row[6], row[7], row[8].isoformat()]
             if writer:
                 writer.writerow([*values[:6], " | ".join(reasons), *values[7:]])
             else:

@@ -29,7 +29,7 @@ from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_others import other_people
-from plugin.services.score_store import previous_labels, stored_scores, write_scores, write_stats
+from plugin.services.score_store import stored_scores, write_scores, write_stats
 from scoring.bgnbd import BgNbdParams
 from scoring.config import ScoringConfig
 from scoring.pipeline import KINDS, Pass, score_all
@@ -211,7 +211,6 @@ def run_scoring(
         report.run_id = run
         say("storing scores")
         for kind, scored in result.scored.items():
-            before = previous_labels(conn, workspace_id, kind, None if subset is None else loaded.member_ids)
             report.events.update(
                 write_scores(
                     conn,
@@ -222,7 +221,6 @@ def run_scoring(
                     loaded,
                     result,
                     cfg,
-                    before,
                     when,
                     partial=subset is not None,
                     stored=stored,

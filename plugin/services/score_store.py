@@ -14,7 +14,7 @@ from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
 from plugin.db.sql import in_values, insert_columns, insert_rows
-from plugin.services.score_inputs import Loaded
+from plugin.services.score_inputs import Loaded, raw_rows
 from plugin.services.score_others import StoredCustomers
 from scoring.config import ScoringConfig
 from scoring.pipeline import Pass, crossed
@@ -25,15 +25,28 @@ HOT_EVENT = "lead_turned_hot"
 
 
 def previous_labels(
-    conn: Connection, workspace_id: int, kind: str, member_ids: NDArray[np.int64] | None
+    conn: Connection, workspace_id: int, kind: str, subject: str, ids: list[int]
 ) -> dict[Key, tuple[str, bool]]:
-    s = Score.__table__.c
-    query = select(s.subject, s.subject_id, s.label, s.hot).where(
-        s.workspace_id == workspace_id, s.kind == kind
-    )
-    if member_ids is not None:
-        query = query.where(s.subject == "member", in_values(conn, Score.subject_id, member_ids.tolist()))
-    return {(r[0], r[1]): (r[2], bool(r[3])) for r in conn.execute(query)}
+    """Stored (label, hot) of these subjects, by (subject, id)."""
+    out: dict[Key, tuple[str, bool]] = {}
+    for start in range(0, len(ids), 5_000):
+        chunk = ids[start : start + 5_000]
+        marks = ", ".join("?" * len(chunk))
+        query = (
+            "SELECT subject, subject_id, label, hot FROM scores WHERE workspace_id = ? AND kind = ? "  # noqa: S608
+            "AND subject = ? AND subject_id IN (" + marks + ")"
+        )
+        for part in raw_rows(conn, query, (workspace_id, kind, subject, *chunk)):
+            out.update(((r[0], r[1]), (r[2], bool(r[3]))) for r in part)
+    return out
+
+
+def _worthy(kind: str, labels: list[str], hot: list[bool], cfg: ScoringConfig) -> list[int]:
+    """Rows whose new state is one an event announces (top level, hot, high risk): only these
+    can have crossed, so only their previous labels are read."""
+    top = cfg.levels[0].name if cfg.levels else None
+    event_label = top if kind == "advocate" else "high" if kind == "churn" else None
+    return [i for i, (label, h) in enumerate(zip(labels, hot, strict=True)) if h or label == event_label]
 
 
 def stored_scores(
@@ -95,7 +108,6 @@ def write_scores(
     loaded: Loaded,
     result: Pass,
     cfg: ScoringConfig,
-    before: dict[Key, tuple[str, bool]],
     when: datetime,
     *,
     partial: bool,
@@ -128,22 +140,23 @@ def write_scores(
         else [None] * count,
     }
     events: list[dict[str, Any]] = []
-    for i, subject_id in enumerate(subjects):
+    worthy = _worthy(kind, scored.label, hot, cfg)
+    before = previous_labels(conn, workspace_id, kind, "member", [subjects[i] for i in worthy])
+    for i in worthy:
+        subject_id = subjects[i]
         old = before.get(("member", subject_id))
         label = scored.label[i]
-        if old is not None and old[0] == label and old[1] == hot[i]:
-            continue  # the common case: nothing crossed
         event = crossed(kind, old[0] if old else None, label, cfg)
         if hot[i] and not (old and old[1]):
             event = HOT_EVENT
         if event:
             events.append(_event(common, "member", subject_id, event, old, label, scores[i]))
     if kind == "churn":
-        for row in _accounts(scored, loaded, result, common, before, cfg, events, stored):
+        for row in _accounts(conn, scored, loaded, result, common, cfg, events, stored):
             for name, values in columns.items():
                 values.append(row[name])
-    for name, value in common.items():
-        columns[name] = [value] * len(columns["subject"])
+    for name in ("workspace_id", "kind", "run_id"):
+        columns[name] = [common[name]] * len(columns["subject"])
     _replace(conn, workspace_id, kind, loaded, partial)
     insert_columns(conn, table_of(Score), columns)
     insert_rows(conn, table_of(ScoreEvent), events)
@@ -151,11 +164,11 @@ def write_scores(
 
 
 def _accounts(
+    conn: Connection,
     scored: Scored,
     loaded: Loaded,
     result: Pass,
     common: dict[str, Any],
-    before: dict[Key, tuple[str, bool]],
     cfg: ScoringConfig,
     events: list[dict[str, Any]],
     stored: StoredCustomers | None,
@@ -180,14 +193,19 @@ def _accounts(
     num = np.bincount(org[sel], weights=engagement[sel] * risk[sel], minlength=n_orgs)
     den = np.bincount(org[sel], weights=engagement[sel], minlength=n_orgs)
     order = sel[np.lexsort((engagement[sel], org[sel]))]
-    last_of_org = np.r_[org[order][1:] != org[order][:-1], True]
-    top_of = {int(org[order][k]): int(order[k]) for k in np.flatnonzero(last_of_org)}
+    sorted_org = org[order]
+    last_of_org = np.r_[sorted_org[1:] != sorted_org[:-1], True]
+    top_of = dict(zip(sorted_org[last_of_org].tolist(), order[last_of_org].tolist(), strict=True))
     bands = cfg.section("churn", "bands")
-    out = []
+    rows = []
     for o, i in sorted(top_of.items()):
         p = float(num[o] / den[o])
         label = "high" if p >= bands["high"] else "medium" if p >= bands["medium"] else "low"
-        org_id = int(loaded.org_ids[o])
+        rows.append((int(loaded.org_ids[o]), p, label, i))
+    high = [org_id for org_id, _, label, _ in rows if label == "high"]
+    before = previous_labels(conn, int(common["workspace_id"]), "churn", "organization", high)
+    out = []
+    for org_id, p, label, i in rows:
         out.append(
             common
             | {
@@ -201,7 +219,7 @@ def _accounts(
             }
         )
         old = before.get(("organization", org_id))
-        if crossed("churn", old[0] if old else None, label, cfg):
+        if label == "high" and crossed("churn", old[0] if old else None, label, cfg):
             events.append(_event(common, "organization", org_id, "churn_risk_high", old, label, p))
     return out
 

@@ -1,7 +1,8 @@
 """Scores, the runs that made them, and the crossings they caused.
 
-One row per (workspace, kind, subject): the latest score, with the model version, the hash of the
-weights, when it was computed and as of which date, and its top three reasons as numbers (feature,
+One row per (workspace, kind, subject): the latest score, the run that made it (whose row holds the
+model version, the hash of the weights, when it was computed and as of which date), and its top three
+reasons as numbers (feature,
 value, points, and a detail some sentences need), rendered into sentences when shown. Reasons are
 plain columns rather than JSON: a full run writes a million rows, and building a JSON document per
 row was the largest cost of the write. A crossing (a member
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db.base import Base, UTCDateTime, utcnow
 from plugin.db.models.types import BigId, Json
@@ -45,7 +46,10 @@ class ScoreRun(Base):
 
 class Score(Base):
     __tablename__ = "scores"
-    __table_args__ = (Index("ix_scores_rank", "workspace_id", "kind", "subject", "score"),)
+    # WITHOUT ROWID on SQLite: rows live in the primary-key tree itself, one tree fewer to write.
+    # No index on score: a full run writes a million rows, and an index in score order cost 40% of
+    # that; ranking one kind by a scan of its primary-key range takes a fraction of a second.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     workspace_id: Mapped[int] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
@@ -69,11 +73,26 @@ class Score(Base):
     points3: Mapped[float | None] = mapped_column(Float)
     detail3: Mapped[float | None] = mapped_column(Float)
     triggers: Mapped[list[int] | None] = mapped_column(Json)  # activity ids that made a lead hot
-    model_version: Mapped[str] = mapped_column(String(64))
-    weights_hash: Mapped[str] = mapped_column(String(64))
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The run that computed this score: its model version, weights hash, computed_at and as_of
+    #: are the score's (kept once per run, not on a million rows).
     run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="CASCADE"))
+    run: Mapped[ScoreRun] = relationship(lazy="joined")
+
+    @property
+    def model_version(self) -> str:
+        return self.run.model_version
+
+    @property
+    def weights_hash(self) -> str:
+        return self.run.weights_hash
+
+    @property
+    def computed_at(self) -> datetime:
+        return self.run.started_at
+
+    @property
+    def as_of(self) -> datetime:
+        return self.run.as_of
 
     @property
     def reasons(self) -> list[list[Any]]:
