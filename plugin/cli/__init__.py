@@ -9,7 +9,7 @@ from plugin.cli.admin import db, hooks, init, serve, status
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
-from plugin.cli.score import score, scores
+from plugin.cli.score import evaluate, score, scores
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +22,7 @@ def cli() -> None:
     """
 
 
-for command in (init, db, status, ingest, members, score, scores, demo, hooks, serve):
+for command in (init, db, status, ingest, members, score, scores, evaluate, demo, hooks, serve):
     cli.add_command(command)
 
 

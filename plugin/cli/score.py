@@ -175,3 +175,76 @@ def export(
         app.err.print(f"{count:,} {kind} scores written to {output}")
     if count == 0:
         app.err.print(f"no {kind} scores stored yet: run `flywheel score` first")
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["churn", "lead"]), required=True)
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="CSV: member_id, email or domain, and label (1/0).",
+)
+@click.option("--as-of", "as_of", default=None, help="Score as the world stood then (default: now).")
+@click.option("--fit", is_flag=True, help="Learn weights from the labels and write a new config version.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where --fit writes the config (default: flywheel-scoring-KIND-fit.toml).",
+)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def evaluate(
+    app: AppContext,
+    kind: str,
+    labels_path: Path,
+    as_of: str | None,
+    fit: bool,
+    output: Path | None,
+    config_path: Path | None,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """Check churn or lead scores against your own outcomes: AUC, top-decile lift, precision at k,
+    Brier score; --fit learns new weights from them."""
+    from plugin.db.base import utcnow
+    from plugin.services.evaluate import run_evaluate
+
+    cfg = load_scoring_config(config_path or app.settings.scoring_config)
+    when = parse_as_of(as_of) or utcnow()
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    with app.progress("evaluating") as update:
+        update(0, 1)
+        report = run_evaluate(app.engine, ws.id, cfg, kind, labels_path, when, fit=fit, output=output)
+        update(1, 1)
+    if as_json:
+        app.emit_json(report.as_dict())
+        return
+    table = Table(title=f"{kind} scores against {report.labelled:,} labels, as of {when:%Y-%m-%d}")
+    for col in ("metric", "current weights") + (("fitted weights",) if report.fitted_evaluation else ()):
+        table.add_column(col)
+    now_e, fit_e = (
+        report.evaluation.as_dict(),
+        (report.fitted_evaluation.as_dict() if report.fitted_evaluation else {}),
+    )
+    for name in ("auc", "lift_top_decile", "precision_at_k", "brier"):
+        cells = [name, _fmt(now_e.get(name))] + ([_fmt(fit_e.get(name))] if fit_e else [])
+        table.add_row(*cells)
+    app.out.print(table)
+    app.out.print(f"  k = {report.evaluation.k:,}; {report.unmatched:,} label rows matched no scored member")
+    if report.written_to:
+        app.out.print(
+            f"  fitted weights written to {report.written_to}; use them with "
+            f"`flywheel score --full --config {report.written_to}`"
+        )
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
