@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Connection, Float, and_, case, func, literal, select, type_coerce
+from sqlalchemy import BigInteger, Connection, and_, select, type_coerce
 
 from plugin.db.models import Activity, Member, Organization
 from plugin.db.sql import in_values
@@ -53,36 +54,49 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
 def _subset_arrays(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int]
 ) -> tuple[Ints, Activities]:
-    """A few members' activities, by member (``ix_activities_member_time``), types coded by SQL."""
-    a = Activity.__table__.c
-    code = case({name: i for i, name in enumerate(cfg.type_names)}, value=a.type, else_=-1)
-    props = Activity.__table__.c.properties
-    value = case(
-        (a.type == "survey_response", props["nps"].as_float()),
-        (a.type == "review", props["rating"].as_float()),
-        (a.type == "purchase", props["amount"].as_float()),
-        else_=None,
+    """A few members' activities, by member (``ix_activities_member_time``), as plain tuples; the
+    JSON of the few valued types (surveys, reviews, purchases) is parsed here."""
+    codes = {name: i for i, name in enumerate(cfg.type_names)}
+    valued = ", ".join(f"'{name}'" for name in VALUED)
+    ids = sorted(subset)
+    member: list[int] = []
+    kind: list[int] = []
+    at: list[int] = []
+    sentiment: list[float] = []
+    value: list[float] = []
+    nan = float("nan")
+    for start in range(0, len(ids), 5_000):
+        part = ids[start : start + 5_000]
+        marks = ", ".join("?" * len(part))
+        sql = (
+            "SELECT member_id, type, occurred_at, sentiment, "  # noqa: S608 (constants and ? marks)
+            f"CASE WHEN type IN ({valued}) THEN properties END FROM activities "
+            f"WHERE member_id IN ({marks}) AND workspace_id = ? AND occurred_at <= ?"
+        )
+        for rows in raw_rows(conn, sql, (*part, workspace_id, now)):
+            for m, t, when, felt, props in rows:
+                member.append(m)
+                kind.append(codes.get(t, -1))
+                at.append(when)
+                sentiment.append(nan if felt is None else felt)
+                value.append(_value_of(t, props))
+    arrays = Activities(
+        np.array(member, dtype=np.int64),
+        np.array(kind, dtype=np.int16),
+        np.array(at, dtype=np.int64),
+        np.array(sentiment, dtype=np.float64),
+        np.array(value, dtype=np.float64),
     )
-    occurred = type_coerce(a.occurred_at, BigInteger)  # raw epoch microseconds, no datetimes
-    query = select(
-        a.member_id,
-        code,
-        occurred,
-        func.coalesce(a.sentiment, literal(NONE, Float)),
-        func.coalesce(value, literal(NONE, Float)),
-    ).where(a.workspace_id == workspace_id, occurred <= now)
-    query = query.where(in_values(conn, Activity.member_id, list(subset)))
-    chunks: list[NDArray[np.float64]] = []
-    result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
-    for part in result.partitions(CHUNK):
-        # Rows become plain tuples first: numpy probing SQLAlchemy's Row objects is 10x slower.
-        chunks.append(np.array(list(map(tuple, part)), dtype=np.float64).reshape(-1, 5))
-    data = np.concatenate(chunks) if chunks else np.zeros((0, 5))
-    sentiment = np.where(data[:, 3] == NONE, np.nan, data[:, 3])
-    val = np.where(data[:, 4] == NONE, np.nan, data[:, 4])
-    member_ids = data[:, 0].astype(np.int64)
-    acts = Activities(member_ids, data[:, 1].astype(np.int16), data[:, 2].astype(np.int64), sentiment, val)
-    return member_ids, acts
+    return arrays.member, arrays
+
+
+def _value_of(kind: str, props: Any) -> float:
+    """The number a valued activity carries (NPS, rating, amount), NaN when absent or not a number."""
+    if props is None:
+        return float("nan")
+    data = orjson.loads(props) if isinstance(props, str | bytes) else props
+    got = data.get(VALUED[kind]) if isinstance(data, dict) else None
+    return float(got) if isinstance(got, int | float) and not isinstance(got, bool) else float("nan")
 
 
 def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:

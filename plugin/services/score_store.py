@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete
 
 from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
@@ -52,16 +52,20 @@ def _worthy(kind: str, labels: list[str], hot: list[bool], cfg: ScoringConfig) -
 def stored_scores(
     conn: Connection, workspace_id: int, kind: str, exclude: NDArray[np.int64]
 ) -> NDArray[np.float64]:
-    """Stored scores of active members outside ``exclude`` (score above 0)."""
-    s = Score.__table__.c
-    rows = conn.execute(
-        select(s.subject_id, s.score).where(
-            s.workspace_id == workspace_id, s.kind == kind, s.subject == "member", s.score > 0
+    """Stored scores of active members outside ``exclude`` (score above 0), read straight into an
+    array: an incremental run ranks its few members against a million stored ones."""
+    parts = [
+        np.array(p, dtype=np.float64).reshape(-1, 2)
+        for p in raw_rows(
+            conn,
+            "SELECT subject_id, score FROM scores WHERE workspace_id = ? AND kind = ? "
+            "AND subject = 'member' AND score > 0",
+            (workspace_id, kind),
         )
-    ).all()
-    if not rows:
+    ]
+    if not parts:
         return np.zeros(0)
-    data = np.array(rows, dtype=np.float64)
+    data = np.concatenate(parts)
     keep = ~np.isin(data[:, 0].astype(np.int64), exclude)
     out: NDArray[np.float64] = data[keep, 1]
     return out
@@ -118,8 +122,6 @@ def write_scores(
     common = {
         "workspace_id": workspace_id,
         "kind": kind,
-        "model_version": cfg.version,
-        "weights_hash": cfg.weights_hash,
         "computed_at": when,
         "as_of": when,
         "run_id": run_id,
@@ -128,13 +130,14 @@ def write_scores(
     count = len(subjects)
     hot: list[bool] = scored.hot.tolist() if scored.hot is not None else [False] * count
     scores: list[float] = np.round(scored.score, 4).tolist()
+    reasons = _reason_columns(scored)
     columns: dict[str, list[Any]] = {
         "subject": ["member"] * count,
         "subject_id": subjects,
         "score": scores,
         "label": scored.label,
         "hot": hot,
-        **_reason_columns(scored),
+        **{name: list(values) for name, values in reasons.items()},
         "triggers": [t if h else None for t, h in zip(scored.triggers, hot, strict=True)]
         if scored.triggers
         else [None] * count,
@@ -152,7 +155,7 @@ def write_scores(
         if event:
             events.append(_event(common, "member", subject_id, event, old, label, scores[i]))
     if kind == "churn":
-        for row in _accounts(conn, scored, loaded, result, common, cfg, events, stored):
+        for row in _accounts(conn, scored, reasons, loaded, result, common, cfg, events, stored):
             for name, values in columns.items():
                 values.append(row[name])
     for name in ("workspace_id", "kind", "run_id"):
@@ -166,6 +169,7 @@ def write_scores(
 def _accounts(
     conn: Connection,
     scored: Scored,
+    fresh_reasons: dict[str, list[Any]],
     loaded: Loaded,
     result: Pass,
     common: dict[str, Any],
@@ -176,7 +180,6 @@ def _accounts(
     """Account churn: the engagement-weighted risk of all its customers (fresh scores, plus stored
     ones of customers this run did not rescore), with the reasons of its most engaged customer."""
     org_all = loaded.inputs.churn.organization
-    fresh_reasons = _reason_columns(scored)
     org = org_all[scored.rows]
     risk = scored.score
     engagement = np.maximum(result.features["engagement"][scored.rows], 0.05)
