@@ -27,11 +27,9 @@ SOURCE = {
 }
 
 
-def advocate_scores(
-    features: Features, cfg: ScoringConfig, others: NDArray[np.float64] | None = None
-) -> Scored:
-    """Scores for every member of ``features``. ``others`` are the stored scores of active members
-    not being rescored (an incremental run), so that levels still rank against everyone."""
+def advocate_scores(features: Features, cfg: ScoringConfig, cutoffs: list[float] | None = None) -> Scored:
+    """Scores for every member of ``features``. ``cutoffs`` (from :func:`level_cutoffs` of a full
+    run) rank an incremental run's few members against everyone."""
     comps = cfg.section("advocate", "components")
     points: dict[str, NDArray[np.float64]] = {}
     values: dict[str, NDArray[np.float64]] = {}
@@ -49,29 +47,40 @@ def advocate_scores(
         kind=MODEL,
         rows=np.arange(features.n, dtype=np.int64),
         score=score,
-        label=levels(score, active, cfg, others),
+        label=levels(score, active, cfg, cutoffs),
         points=points,
         values=values,
     )
+
+
+def level_cutoffs(score: NDArray[np.float64], active: NDArray[np.bool_], cfg: ScoringConfig) -> list[float]:
+    """Per level, the lowest score still within its ``top_share`` of the active community: a
+    member qualifies when fewer than ``top_share`` of the community score strictly higher, which
+    is exactly ``score >= cutoff``. Stored with a full run, they let an incremental run give
+    levels without reading everyone's score."""
+    ranked = np.sort(score[active])[::-1]
+    population = ranked.size
+    out = []
+    for level in cfg.levels:
+        k = int(np.ceil(level.top_share * population)) - 1
+        out.append(float(ranked[k]) if 0 <= k < population else float("-inf"))
+    return out
 
 
 def levels(
     score: NDArray[np.float64],
     active: NDArray[np.bool_],
     cfg: ScoringConfig,
-    others: NDArray[np.float64] | None = None,
+    cutoffs: list[float] | None = None,
 ) -> list[str]:
     """A level per member: the first level whose ``min_score`` the member reaches and whose
-    ``top_share`` of the active community, counted from the top, the member is within."""
-    pool = score[active] if others is None else np.concatenate([score[active], others])
-    population = max(int(pool.size), 1)
-    ranked = np.sort(pool)
-    above = ranked.size - np.searchsorted(ranked, score, side="right")  # members scoring higher
-    share = above / population
+    ``top_share`` of the active community, counted from the top, the member is within (by the
+    given ``cutoffs``, or this population's own)."""
+    cuts = level_cutoffs(score, active, cfg) if cutoffs is None else cutoffs
     out = np.full(score.shape, OBSERVER, dtype=object)
     undecided = active.copy()
-    for level in cfg.levels:
-        hit = undecided & (score >= level.min_score) & (share < level.top_share)
+    for level, cut in zip(cfg.levels, cuts, strict=True):
+        hit = undecided & (score >= level.min_score) & (score >= cut)
         out[hit] = level.name
         undecided &= ~hit
     return [str(x) for x in out]

@@ -45,10 +45,10 @@ def score_all(
     cfg: ScoringConfig,
     kinds: tuple[str, ...] = KINDS,
     params: BgNbdParams | None = None,
-    advocate_others: NDArray[np.float64] | None = None,
+    level_cutoffs: list[float] | None = None,
 ) -> Pass:
     """Score every member. ``params`` fixes the BG/NBD model (by default it is fitted here);
-    ``advocate_others`` are stored advocate scores of members not in ``inputs``, for levels."""
+    ``level_cutoffs`` are the advocate level cut scores of the last full run (incremental runs)."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown score kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
@@ -57,7 +57,7 @@ def score_all(
     accounts = account_signals(everyone, inputs.n_orgs)
     out: dict[str, Scored] = {}
     if "advocate" in kinds:
-        out["advocate"] = advocate_scores(feats, cfg, advocate_others)
+        out["advocate"] = advocate_scores(feats, cfg, level_cutoffs)
     if "lead" in kinds:
         out["lead"] = lead_scores(feats, inputs.acts, inputs.lead, inputs.raises, cfg, accounts)
     model = params

@@ -54,38 +54,58 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
 def _subset_arrays(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int]
 ) -> tuple[Ints, Activities]:
-    """A few members' activities, by member (``ix_activities_member_time``), as plain tuples; the
-    JSON of the few valued types (surveys, reviews, purchases) is parsed here."""
+    """A few members' activities: (time, type) from ``ix_activities_member_time`` alone; the rows
+    of valued types (surveys, reviews, purchases) with their JSON, and sentiments from their
+    partial index, read apart. No workspace_id test: these are the workspace's own members, and
+    with one SQLite would walk a workspace-wide index instead of each member's range."""
     codes = {name: i for i, name in enumerate(cfg.type_names)}
     valued = ", ".join(f"'{name}'" for name in VALUED)
     ids = sorted(subset)
     member: list[int] = []
     kind: list[int] = []
     at: list[int] = []
-    sentiment: list[float] = []
     value: list[float] = []
-    nan = float("nan")
+    felt: list[tuple[int, int, float]] = []
     for start in range(0, len(ids), 5_000):
         part = ids[start : start + 5_000]
         marks = ", ".join("?" * len(part))
-        sql = (
-            "SELECT member_id, type, occurred_at, sentiment, "  # noqa: S608 (constants and ? marks)
-            f"CASE WHEN type IN ({valued}) THEN properties END FROM activities "
-            f"WHERE member_id IN ({marks}) AND workspace_id = ? AND occurred_at <= ?"
+        plain = (
+            "SELECT member_id, type, occurred_at FROM activities "  # noqa: S608 (constants and ? marks)
+            f"WHERE member_id IN ({marks}) AND occurred_at <= ? AND type NOT IN ({valued})"
         )
-        for rows in raw_rows(conn, sql, (*part, workspace_id, now)):
-            for m, t, when, felt, props in rows:
+        for rows in raw_rows(conn, plain, (*part, now)):
+            for m, t, when in rows:
                 member.append(m)
                 kind.append(codes.get(t, -1))
                 at.append(when)
-                sentiment.append(nan if felt is None else felt)
+        n_plain = len(value)
+        value.extend([float("nan")] * (len(member) - n_plain))
+        with_json = (
+            "SELECT member_id, type, occurred_at, properties FROM activities "  # noqa: S608
+            f"WHERE member_id IN ({marks}) AND occurred_at <= ? AND type IN ({valued})"
+        )
+        for rows in raw_rows(conn, with_json, (*part, now)):
+            for m, t, when, props in rows:
+                member.append(m)
+                kind.append(codes.get(t, -1))
+                at.append(when)
                 value.append(_value_of(t, props))
+        sentiments = (
+            "SELECT member_id, occurred_at, sentiment FROM activities "  # noqa: S608
+            f"WHERE workspace_id = ? AND member_id IN ({marks}) "
+            "AND sentiment IS NOT NULL AND occurred_at <= ?"
+        )
+        for rows in raw_rows(conn, sentiments, (workspace_id, *part, now)):
+            felt.extend(rows)
+    n = len(member)
+    f = np.array(felt, dtype=np.float64).reshape(-1, 3)
     arrays = Activities(
         np.array(member, dtype=np.int64),
         np.array(kind, dtype=np.int16),
         np.array(at, dtype=np.int64),
-        np.array(sentiment, dtype=np.float64),
+        np.full(n, np.nan),
         np.array(value, dtype=np.float64),
+        sentiments=(f[:, 0].astype(np.int64), f[:, 1].astype(np.int64), f[:, 2]),
     )
     return arrays.member, arrays
 

@@ -48,10 +48,9 @@ def other_people(
         part = orgs[start : start + 5_000]
         marks = ", ".join("?" * len(part))
         sql = (
-            "SELECT s.member_id, m.organization_id, s.activities, s.last_at, s.usual_gap_days, s.engagement "
-            "FROM member_stats s JOIN members m ON m.id = s.member_id "
-            "WHERE m.workspace_id = ? AND m.merged_into_id IS NULL AND m.organization_id IN (" + marks + ")"
-        )  # only "?" marks are built in; values are parameters
+            "SELECT member_id, organization_id, activities, last_at, usual_gap_days, engagement "
+            "FROM member_stats WHERE workspace_id = ? AND organization_id IN (" + marks + ")"
+        )  # only "?" marks are built in: one primary-key range per organization
         for chunk in raw_rows(conn, sql, (workspace_id, *part)):
             rows.extend(r for r in chunk if r[0] not in mine)
     data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64).reshape(-1, 6)

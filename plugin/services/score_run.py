@@ -26,10 +26,12 @@ from sqlalchemy.orm import Session
 from plugin.db.base import table_of, to_micros, utcnow
 from plugin.db.models import Activity, Member, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
+from plugin.db.sql import in_values
 from plugin.errors import ValidationFailed
-from plugin.services.score_inputs import Loaded, load_inputs
+from plugin.services.score_inputs import Loaded, load_inputs, raw_rows
 from plugin.services.score_others import other_people
-from plugin.services.score_store import stored_scores, write_scores, write_stats
+from plugin.services.score_store import write_scores, write_stats
+from scoring.advocate import level_cutoffs
 from scoring.bgnbd import BgNbdParams
 from scoring.config import ScoringConfig
 from scoring.pipeline import KINDS, Pass, score_all
@@ -113,14 +115,26 @@ def _merged_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
 
 
 def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
-    """Current members with activity stored after ``watermark`` (the id range scan is cheap)."""
-    a, m = Activity.__table__.c, Member.__table__.c
+    """Current members with activity stored after ``watermark``: a range scan of the primary key
+    (filtering on the workspace in SQL made SQLite walk a workspace-wide index instead)."""
+    m = Member.__table__.c
     with engine.connect() as conn:
-        touched = select(a.member_id).where(a.workspace_id == workspace_id, a.id > watermark).distinct()
-        rows = conn.execute(
-            select(m.id).where(m.id.in_(touched), m.workspace_id == workspace_id, m.merged_into_id.is_(None))
-        ).all()
-    return sorted(r[0] for r in rows)
+        touched: set[int] = set()
+        for part in raw_rows(
+            conn, "SELECT member_id, workspace_id FROM activities WHERE id > ?", (watermark,)
+        ):
+            touched.update(r[0] for r in part if r[1] == workspace_id)
+        ids = sorted(touched)
+        out: list[int] = []
+        for start in range(0, len(ids), 5_000):
+            part_ids = ids[start : start + 5_000]
+            out += [
+                r[0]
+                for r in conn.execute(
+                    select(m.id).where(in_values(conn, Member.id, part_ids), m.merged_into_id.is_(None))
+                )
+            ]
+    return sorted(out)
 
 
 def run_scoring(
@@ -154,13 +168,13 @@ def run_scoring(
         and last.weights_hash == cfg.weights_hash
         and set(kinds) <= set(last.kinds.split(","))
         and last.activity_model is not None
+        and last.level_cutoffs is not None
         and not _merged_since(engine, workspace_id, last.started_at)
     )
     mode = "as_of" if backtest else "incremental" if incremental else "full"
     report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash)
     subset: list[int] | None = None
     params: BgNbdParams | None = None
-    others = None
     if incremental and last is not None:
         subset = _changed_members(engine, workspace_id, last.activity_watermark)
         params = BgNbdParams(**last.activity_model) if last.activity_model else None
@@ -174,13 +188,17 @@ def run_scoring(
         say("reading activities")
         loaded = load_inputs(conn, workspace_id, cfg, now, subset)
         if subset is not None:
-            if "advocate" in kinds:
-                others = stored_scores(conn, workspace_id, "advocate", exclude=loaded.member_ids)
             recent_days = cfg.number("windows", "recent_days", positive=True)
             people, stored = other_people(conn, workspace_id, loaded, now, recent_days)
             loaded = replace(loaded, inputs=replace(loaded.inputs, other_people=people))
     say(f"scoring {loaded.inputs.n:,} members")
-    result = score_all(loaded.inputs, cfg, kinds, params, others)
+    cutoffs = None
+    if subset is not None and last is not None and last.level_cutoffs is not None:
+        cutoffs = [float("-inf") if c is None else float(c) for c in last.level_cutoffs]
+    result = score_all(loaded.inputs, cfg, kinds, params, cutoffs)
+    if cutoffs is None and "advocate" in result.scored:
+        adv = result.scored["advocate"]
+        cutoffs = level_cutoffs(adv.score, result.features["activities"][adv.rows] > 0, cfg)
     model = result.activity_model
     report.activity_model = model.as_dict() if model is not None else None
     report.members_scored = loaded.inputs.n
@@ -205,6 +223,7 @@ def run_scoring(
                 model_version=cfg.version,
                 weights_hash=cfg.weights_hash,
                 activity_model=report.activity_model or (last.activity_model if last else None),
+                level_cutoffs=[c if c != float("-inf") else None for c in cutoffs] if cutoffs else None,
             )
             .returning(table_of(ScoreRun).c.id)
         ).scalar_one()

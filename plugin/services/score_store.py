@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete
 
 from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
@@ -47,28 +47,6 @@ def _worthy(kind: str, labels: list[str], hot: list[bool], cfg: ScoringConfig) -
     top = cfg.levels[0].name if cfg.levels else None
     event_label = top if kind == "advocate" else "high" if kind == "churn" else None
     return [i for i, (label, h) in enumerate(zip(labels, hot, strict=True)) if h or label == event_label]
-
-
-def stored_scores(
-    conn: Connection, workspace_id: int, kind: str, exclude: NDArray[np.int64]
-) -> NDArray[np.float64]:
-    """Stored scores of active members outside ``exclude`` (score above 0), read straight into an
-    array: an incremental run ranks its few members against a million stored ones."""
-    parts = [
-        np.array(p, dtype=np.float64).reshape(-1, 2)
-        for p in raw_rows(
-            conn,
-            "SELECT subject_id, score FROM scores WHERE workspace_id = ? AND kind = ? "
-            "AND subject = 'member' AND score > 0",
-            (workspace_id, kind),
-        )
-    ]
-    if not parts:
-        return np.zeros(0)
-    data = np.concatenate(parts)
-    keep = ~np.isin(data[:, 0].astype(np.int64), exclude)
-    out: NDArray[np.float64] = data[keep, 1]
-    return out
 
 
 def _cells(a: NDArray[Any]) -> list[Any]:
@@ -228,22 +206,32 @@ def _accounts(
 
 
 def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pass, *, partial: bool) -> None:
-    """Keep each scored member's activity summary, for later incremental runs."""
+    """Keep each scored member's activity summary, filed under their organization (0: none), for
+    later incremental runs."""
     t = MemberStats.__table__.c
-    scope = delete(MemberStats).where(t.workspace_id == workspace_id)
     ids = loaded.member_ids.tolist()
+    org_row = loaded.inputs.lead.organization
+    orgs = np.where(org_row >= 0, loaded.org_ids[np.maximum(org_row, 0)] if loaded.org_ids.size else 0, 0)
+    org_list: list[int] = orgs.astype(np.int64).tolist()
     if partial:
-        for start in range(0, len(ids), 5_000):
-            conn.execute(scope.where(in_values(conn, MemberStats.member_id, ids[start : start + 5_000])))
+        conn.execute(
+            delete(MemberStats).where(
+                t.workspace_id == workspace_id,
+                t.organization_id == bindparam("o"),
+                t.member_id == bindparam("m"),
+            ),
+            [{"o": o, "m": m} for o, m in zip(org_list, ids, strict=True)],
+        )
     else:
-        conn.execute(scope)
+        conn.execute(delete(MemberStats).where(t.workspace_id == workspace_id))
     f = result.features
     insert_columns(
         conn,
         table_of(MemberStats),
         {
-            "member_id": ids,
             "workspace_id": [workspace_id] * len(ids),
+            "organization_id": org_list,
+            "member_id": ids,
             "activities": f["activities"].astype(np.int64).tolist(),
             "last_at": [None if v is None else int(v) for v in _cells(f["last_at"])],
             "usual_gap_days": _cells(f["usual_gap_days"]),

@@ -19,7 +19,8 @@ class Activity(Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("workspace_id", "source", "source_activity_id"),
-        Index("ix_activities_member_time", "member_id", "occurred_at"),
+        # type last: scoring reads a member's (time, type) from this index alone.
+        Index("ix_activities_member_time", "member_id", "occurred_at", "type"),
         # member_id last: scoring reads each type's (time, member) from this index alone.
         Index("ix_activities_type_time", "workspace_id", "type", "occurred_at", "member_id"),
         # Few activities carry a sentiment; scoring reads them from this small index alone.

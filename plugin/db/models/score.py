@@ -42,6 +42,8 @@ class ScoreRun(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     weights_hash: Mapped[str] = mapped_column(String(64))
     activity_model: Mapped[dict[str, Any] | None] = mapped_column(Json)  # fitted BG/NBD parameters
+    #: Advocate level cut scores of the community at its last full run (incremental runs reuse them).
+    level_cutoffs: Mapped[list[float] | None] = mapped_column(Json)
 
 
 class Score(Base):
@@ -121,12 +123,18 @@ def reasons_of(cells: Sequence[Any]) -> list[list[Any]]:
 
 class MemberStats(Base):
     """Each member's activity summary as of their last scoring: what an incremental run needs to
-    know about the people it does not rescore (their account's champion, who is active)."""
+    know about the people it does not rescore (their account's champion, who is active). Filed by
+    organization (0: none) so one account's people are read as one range. A member whose
+    organization changed keeps a stale row under the old one until the next full run."""
 
     __tablename__ = "member_stats"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     activities: Mapped[int] = mapped_column(Integer)
     last_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
     usual_gap_days: Mapped[float | None] = mapped_column(Float)

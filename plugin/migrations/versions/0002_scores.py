@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('model_version', sa.String(length=64), nullable=False),
     sa.Column('weights_hash', sa.String(length=64), nullable=False),
     sa.Column('activity_model', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('level_cutoffs', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_score_runs_workspace_id_workspaces'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_score_runs'))
     )
@@ -58,18 +59,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_score_events_workspace_id_id', ['workspace_id', 'id'], unique=False)
 
     op.create_table('member_stats',
-    sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('activities', sa.Integer(), nullable=False),
     sa.Column('last_at', sa.BigInteger(), nullable=True),
     sa.Column('usual_gap_days', sa.Float(), nullable=True),
     sa.Column('engagement', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_stats_member_id_members'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_member_stats_workspace_id_workspaces'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_stats'))
+    sa.PrimaryKeyConstraint('workspace_id', 'organization_id', 'member_id', name=op.f('pk_member_stats')),
+    sqlite_with_rowid=False,
     )
-    with op.batch_alter_table('member_stats', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_member_stats_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('scores',
     sa.Column('workspace_id', sa.Integer(), nullable=False),
@@ -112,8 +113,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_score_runs_workspace_id'))
 
     op.drop_table('score_runs')
-    with op.batch_alter_table('member_stats', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_member_stats_workspace_id'))
-
     op.drop_table('member_stats')
     # ### end Alembic commands ###

@@ -1,4 +1,4 @@
-"""indexes that let scoring read activities from indexes alone
+"""indexes that let scoring read activities from indexes alone (by type, by member, sentiments)
 
 Revision ID: 0003
 Revises: 0002
@@ -18,6 +18,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('activities', schema=None) as batch_op:
+        batch_op.drop_index('ix_activities_member_time')
+        batch_op.create_index('ix_activities_member_time', ['member_id', 'occurred_at', 'type'], unique=False)
         batch_op.drop_index('ix_activities_type_time')
         batch_op.create_index(
             'ix_activities_type_time', ['workspace_id', 'type', 'occurred_at', 'member_id'], unique=False
@@ -30,6 +32,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('activities', schema=None) as batch_op:
+        batch_op.drop_index('ix_activities_member_time')
+        batch_op.create_index('ix_activities_member_time', ['member_id', 'occurred_at'], unique=False)
         batch_op.drop_index('ix_activities_sentiment')
         batch_op.drop_index('ix_activities_type_time')
         batch_op.create_index('ix_activities_type_time', ['workspace_id', 'type', 'occurred_at'], unique=False)
