@@ -60,13 +60,13 @@ def joined(first: People, second: People | None) -> People:
 def account_signals(people: People, n_orgs: int) -> AccountSignals:
     org = people.organization
     in_org = org >= 0
-    active = np.bincount(org[in_org], weights=(people.recent[in_org] > 0), minlength=n_orgs)
+    active = np.bincount(org[in_org], weights=(people.recent[in_org] > 0), minlength=n_orgs)[:n_orgs]
     quiet = np.zeros(n_orgs, bool)
     if n_orgs and in_org.any():
         total = people.activities
         top = np.full(n_orgs, -np.inf)
         np.maximum.at(top, org[in_org], total[in_org])
-        is_champ = in_org & (total > 0) & (total == top[np.maximum(org, 0)])
+        is_champ = in_org & (total > 0) & (total == np.r_[top, -np.inf][org])
         gap = np.nan_to_num(people.usual_gap_days, nan=MIN_QUIET_DAYS)
         silent = people.recency_days > np.maximum(2.0 * gap, MIN_QUIET_DAYS)
         # Tied champions: the account counts as quiet when one of them is.

@@ -102,8 +102,8 @@ def churn_scores(
         share * 10.0, float(c["support_questions"]["cap"])
     )
     values["support_questions"] = share
-    org = np.maximum(ctx.organization, 0)
-    quiet = np.where(ctx.organization >= 0, accounts.champion_quiet[org], False).astype(np.float64)
+    spare = np.r_[accounts.champion_quiet, False]  # a spare slot for "no organization" (-1)
+    quiet = spare[ctx.organization].astype(np.float64)
     points["champion_quiet"] = float(c["champion_quiet"]["weight"]) * quiet
     values["champion_quiet"] = quiet
     within = float(c["renewal"]["within_days"])

@@ -51,6 +51,53 @@ def _table(data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     return value
 
 
+#: Numbers the models read by name: (table path, key, must be above 0).
+_NUMBERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
+    (("windows",), "recent_days", True),
+    (("windows",), "prior_days", True),
+    (("windows",), "active_weeks_days", True),
+    (("windows",), "sentiment_days", True),
+    (("lead",), "intent_half_life_days", True),
+    (("lead",), "intent_window_days", True),
+    (("lead", "fit_grades"), "A", False),
+    (("lead", "fit_grades"), "B", False),
+    (("lead", "intent_digits"), "1", False),
+    (("lead", "intent_digits"), "2", False),
+    (("lead", "hot"), "within_days", True),
+    (("churn",), "horizon_days", True),
+    (("churn",), "base_weight", False),
+    (("churn",), "bias", False),
+    (("churn", "bands"), "medium", True),
+    (("churn", "bands"), "high", True),
+    (("churn", "drop"), "weight", False),
+    (("churn", "drop"), "cap", True),
+    (("churn", "negative_sentiment"), "weight", False),
+    (("churn", "support_questions"), "weight", False),
+    (("churn", "support_questions"), "cap", True),
+    (("churn", "champion_quiet"), "weight", False),
+    (("churn", "renewal"), "weight", False),
+    (("churn", "renewal"), "within_days", True),
+    (("churn", "spend"), "weight", False),
+)
+
+
+def _check_numbers(data: Mapping[str, Any]) -> None:
+    for path, key, positive in _NUMBERS:
+        table: Mapping[str, Any] = data
+        for i, part in enumerate(path):
+            table = _table(table, part, ".".join(path[:i]))
+        _num(table, key, ".".join(path), positive=positive)
+    size = _table(data, "lead", "").get("ideal_company_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int | float) for x in size)):
+        raise ConfigError("lead.ideal_company_size must be two numbers, e.g. [50, 5000]")
+    bands = data["churn"]["bands"]
+    if not 0 < bands["medium"] <= bands["high"] < 1:
+        raise ConfigError("churn.bands must satisfy 0 < medium <= high < 1")
+    hot = data["lead"]["hot"]
+    if hot.get("max_fit_grade") not in ("A", "B", "C") or str(hot.get("intent_digit")) not in ("1", "2", "3"):
+        raise ConfigError("lead.hot needs max_fit_grade A, B or C and intent_digit 1, 2 or 3")
+
+
 @dataclass(frozen=True)
 class Level:
     name: str
@@ -123,7 +170,7 @@ class ScoringConfig:
         for part in INTENT_PARTS:
             _num(_table(data["lead"], "intent_points", "lead"), part, "lead.intent_points")
             _num(_table(data["lead"], "intent_scale", "lead"), part, "lead.intent_scale", positive=True)
-        _table(data, "churn", "")
+        _check_numbers(data)
         digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
         return cls(
             version=version,

@@ -161,7 +161,8 @@ def lead_scores(
         "engagement": features["engagement"],
     }
     recent = (features["recent"] > 0).astype(np.float64)
-    others = accounts.active_people[np.maximum(ctx.organization, 0)] - recent
+    active_people = np.r_[accounts.active_people, 0.0]  # a spare slot for "no organization" (-1)
+    others = active_people[ctx.organization] - recent
     raw_intent["account"] = np.where(ctx.organization >= 0, np.maximum(others, 0.0), 0.0)
     ip, scale = lead["intent_points"], lead["intent_scale"]
     for part in INTENT_PARTS:

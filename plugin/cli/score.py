@@ -172,7 +172,7 @@ def export(
     if as_json:
         app.emit_json({"kind": kind, "format": fmt, "rows": count, "output": str(output) if output else None})
     elif output:
-        app.err.print(f"{count:,} {kind} scores written to {output}")
+        app.err.print(f"{count:,} {kind} scores written to {escape(str(output))}")
     if count == 0:
         app.err.print(f"no {kind} scores stored yet: run `flywheel score` first")
 
@@ -240,9 +240,9 @@ def evaluate(
     app.out.print(table)
     app.out.print(f"  k = {report.evaluation.k:,}; {report.unmatched:,} label rows matched no scored member")
     if report.written_to:
+        where = escape(report.written_to)
         app.out.print(
-            f"  fitted weights written to {report.written_to}; use them with "
-            f"`flywheel score --full --config {report.written_to}`"
+            f"  fitted weights written to {where}; use them with `flywheel score --full --config {where}`"
         )
 
 

@@ -76,34 +76,41 @@ class EvaluateReport:
 def read_labels(path: Path) -> tuple[str, dict[str, bool]]:
     """The key column's name and each key's label; a bad row fails with its line number."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except FileNotFoundError:
         raise ValidationFailed(
             f"labels file {path} does not exist", hint="give a CSV file with a header row"
         ) from None
     with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        key = next((k for k in ("member_id", "email", "domain") if k in fields), None)
-        label = next((k for k in LABEL_NAMES if k in fields), None)
-        if key is None or label is None:
+        try:
+            return _parse_labels(path, csv.DictReader(handle))
+        except UnicodeDecodeError:
             raise ValidationFailed(
-                f"labels file {path} needs a member_id, email or domain column and a label column",
-                fields={"header": ", ".join(fields) or "(empty)"},
-                hint="for example: email,label  then rows like  ana@acme.com,1",
+                f"labels file {path} is not UTF-8 text", hint="save it as CSV UTF-8 and try again"
+            ) from None
+
+
+def _parse_labels(path: Path, reader: csv.DictReader[str]) -> tuple[str, dict[str, bool]]:
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    key = next((k for k in ("member_id", "email", "domain") if k in fields), None)
+    label = next((k for k in LABEL_NAMES if k in fields), None)
+    if key is None or label is None:
+        raise ValidationFailed(
+            f"labels file {path} needs a member_id, email or domain column and a label column",
+            fields={"header": ", ".join(fields) or "(empty)"},
+            hint="for example: email,label  then rows like  ana@acme.com,1",
+        )
+    out: dict[str, bool] = {}
+    for line, row in enumerate(reader, start=2):
+        clean = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        value = clean.get(label, "").lower()
+        if value not in TRUE | FALSE or not clean.get(key):
+            raise ValidationFailed(
+                f"labels file {path}, line {line}: {label}={clean.get(label)!r}, {key}={clean.get(key)!r}",
+                fields={label: "1/0, true/false or yes/no", key: "required"},
+                hint="fix or remove that row",
             )
-        out: dict[str, bool] = {}
-        for line, row in enumerate(reader, start=2):
-            clean = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            value = clean.get(label, "").lower()
-            if value not in TRUE | FALSE or not clean.get(key):
-                raise ValidationFailed(
-                    f"labels file {path}, line {line}: "
-                    f"{label}={clean.get(label)!r}, {key}={clean.get(key)!r}",
-                    fields={label: "1/0, true/false or yes/no", key: "required"},
-                    hint="fix or remove that row",
-                )
-            out[clean[key].lower() if key != "member_id" else clean[key]] = value in TRUE
+        out[clean[key].lower() if key != "member_id" else clean[key]] = value in TRUE
     return key, out
 
 

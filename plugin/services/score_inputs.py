@@ -46,9 +46,13 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
     query = select(m.id, m.primary_email, m.lifecycle_stage, m.title, m.organization_id).where(
         m.workspace_id == workspace_id, m.merged_into_id.is_(None)
     )
-    if subset is not None:
-        query = query.where(in_values(conn, Member.id, list(subset)))
-    return list(conn.execute(query.order_by(m.id)))
+    if subset is None:
+        return list(conn.execute(query.order_by(m.id)))
+    ids = sorted(subset)
+    out: list[Any] = []
+    for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
+        out += conn.execute(query.where(in_values(conn, Member.id, ids[start : start + 5_000]))).all()
+    return sorted(out, key=lambda r: r[0])
 
 
 def _subset_arrays(
@@ -168,10 +172,17 @@ def _all_arrays(conn: Connection, workspace_id: int, cfg: ScoringConfig, now: in
             values.append(np.full(pairs.shape[0], np.nan))
             kinds.append(np.full(pairs.shape[0], code, np.int16))
             continue
+        # Only JSON numbers count (as in _value_of): "USD 49", true or {...} read as no value.
         if pg:
-            cols = f"member_id, occurred_at, (properties->>'{key}')::float"
+            cols = (
+                f"member_id, occurred_at, CASE WHEN jsonb_typeof(properties->'{key}') = 'number' "
+                f"THEN (properties->>'{key}')::float END"
+            )
         else:
-            cols = f"member_id, occurred_at, json_extract(properties, '$.{key}')"
+            cols = (
+                f"member_id, occurred_at, CASE WHEN json_type(properties, '$.{key}') IN ('integer', 'real') "
+                f"THEN json_extract(properties, '$.{key}') END"
+            )
         data = _numbers(
             conn,
             # `cols` comes from the constants above, never from input; values are parameters.
@@ -221,9 +232,13 @@ def _hand_raises(
         a.type.in_(HAND_RAISE_TYPES),
         and_(occurred > since, occurred <= now),
     )
-    if subset is not None:
-        query = query.where(in_values(conn, Activity.member_id, list(subset)))
-    rows = conn.execute(query).all()
+    if subset is None:
+        rows = list(conn.execute(query))
+    else:
+        ids = sorted(subset)
+        rows = []
+        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
+            rows += conn.execute(query.where(in_values(conn, Activity.member_id, ids[start : start + 5_000])))
     topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
     keep = [i for i, t in enumerate(topics) if t >= 0]
     pick = [rows[i] for i in keep]
@@ -276,9 +291,17 @@ def load_inputs(
     customer_org = np.zeros(n_orgs + 1, bool)
     np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
     customer_org[-1] = False
+    org_bought: dict[int, int] = {}
+    if subset is not None:  # the colleagues not loaded still make an account a customer
+        touched = np.unique(org_row[org_row >= 0])
+        staged, org_bought = _account_facts(conn, org_ids[touched].tolist(), stages, now)
+        for row_ in touched.tolist():
+            org_id = int(org_ids[row_])
+            customer_org[row_] |= org_id in staged or org_id in org_bought
     customer = own_customer | bought | customer_org[org_row]
 
-    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now)
+    extra_last = {int(np.searchsorted(org_ids, k)): v for k, v in org_bought.items()}
+    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, extra_last)
     emails = [r[1] for r in members]
     company: dict[str, float] = {}  # one check per distinct domain, not per member
     business = np.empty(n)
@@ -329,7 +352,45 @@ def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
     return row, found
 
 
-def _renewal_days(acts: Activities, org_row: Ints, n: int, n_orgs: int, purchase: int, now: int) -> Any:
+def _account_facts(
+    conn: Connection, org_ids: list[int], stages: set[str], now: int
+) -> tuple[set[int], dict[int, int]]:
+    """For these organizations: which have a member at a customer stage, and each one's latest
+    purchase up to ``now`` (epoch microseconds), whoever made it."""
+    staged: set[int] = set()
+    bought: dict[int, int] = {}
+    stage_marks = ", ".join("?" * len(stages))
+    for start in range(0, len(org_ids), 5_000):
+        part = org_ids[start : start + 5_000]
+        marks = ", ".join("?" * len(part))
+        for rows in raw_rows(
+            conn,
+            "SELECT DISTINCT organization_id FROM members WHERE merged_into_id IS NULL "  # noqa: S608
+            f"AND organization_id IN ({marks}) AND lifecycle_stage IN ({stage_marks})",
+            (*part, *sorted(stages)),
+        ):
+            staged.update(r[0] for r in rows)
+        for rows in raw_rows(
+            conn,
+            "SELECT m.organization_id, max(a.occurred_at) FROM members m "  # noqa: S608
+            "JOIN activities a ON a.member_id = m.id "
+            f"WHERE m.organization_id IN ({marks}) AND a.type = 'purchase' AND a.occurred_at <= ? "
+            "GROUP BY m.organization_id",
+            (*part, now),
+        ):
+            bought.update((r[0], int(r[1])) for r in rows)
+    return staged, bought
+
+
+def _renewal_days(
+    acts: Activities,
+    org_row: Ints,
+    n: int,
+    n_orgs: int,
+    purchase: int,
+    now: int,
+    org_bought: dict[int, int] | None = None,
+) -> Any:
     """Days until each member's account (or, without one, their own) renews: a year after its
     latest purchase; negative once that date passed with no new purchase. NaN where nothing was
     bought."""
@@ -338,6 +399,8 @@ def _renewal_days(acts: Activities, org_row: Ints, n: int, n_orgs: int, purchase
     np.maximum.at(last, acts.member[sel], acts.at[sel])
     org_last = np.full(n_orgs + 1, -1, dtype=np.int64)
     np.maximum.at(org_last, org_row, last)
+    for row, when in (org_bought or {}).items():  # purchases by colleagues not loaded
+        org_last[row] = max(org_last[row], when)
     latest = np.where(org_row >= 0, org_last[org_row], last)
     due = latest + RENEWAL_DAYS * DAY_US
     return np.where(latest >= 0, (due - now) / DAY_US, np.nan)

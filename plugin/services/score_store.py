@@ -264,14 +264,9 @@ def _replace(conn: Connection, workspace_id: int, kind: str, loaded: Loaded, par
     if not partial:
         conn.execute(scope)
         return
-    conn.execute(
-        scope.where(s.subject == "member", in_values(conn, Score.subject_id, loaded.member_ids.tolist()))
-    )
     org = loaded.inputs.churn.organization
-    orgs = np.unique(org[org >= 0])
-    if orgs.size:
-        conn.execute(
-            scope.where(
-                s.subject == "organization", in_values(conn, Score.subject_id, loaded.org_ids[orgs].tolist())
-            )
-        )
+    orgs = loaded.org_ids[np.unique(org[org >= 0])].tolist()
+    for subject, ids in (("member", loaded.member_ids.tolist()), ("organization", orgs)):
+        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
+            chunk = ids[start : start + 5_000]
+            conn.execute(scope.where(s.subject == subject, in_values(conn, Score.subject_id, chunk)))
