@@ -39,6 +39,9 @@ class Loaded:
     member_ids: Ints  # row -> members.id
     org_ids: Ints  # organization row -> organizations.id
     emails: list[str | None]
+    customer: NDArray[np.bool_]  # by their own stage or purchase (not only through their company)
+    last_purchase: Ints  # epoch microseconds, -1 for none
+    mates: NDArray[np.float64] | None = None  # incremental: colleagues' stored summaries
 
 
 def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) -> list[Any]:
@@ -291,17 +294,20 @@ def load_inputs(
     customer_org = np.zeros(n_orgs + 1, bool)
     np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
     customer_org[-1] = False
-    org_bought: dict[int, int] = {}
-    if subset is not None:  # the colleagues not loaded still make an account a customer
+    mates = None
+    extra_last: dict[int, int] = {}
+    if subset is not None:  # colleagues not reloaded still make an account a customer
         touched = np.unique(org_row[org_row >= 0])
-        staged, org_bought = _account_facts(conn, org_ids[touched].tolist(), stages, now)
-        for row_ in touched.tolist():
-            org_id = int(org_ids[row_])
-            customer_org[row_] |= org_id in staged or org_id in org_bought
+        mates = read_org_mates(conn, workspace_id, org_ids[touched].tolist(), member_ids)
+        mate_org = np.searchsorted(org_ids, mates[:, 1].astype(np.int64))
+        customer_org[mate_org[mates[:, 6] > 0]] = True
+        for row_, when in zip(mate_org.tolist(), mates[:, 7].tolist(), strict=True):
+            if when == when:  # not NaN: that colleague bought something
+                extra_last[row_] = max(extra_last.get(row_, -1), int(when))
     customer = own_customer | bought | customer_org[org_row]
-
-    extra_last = {int(np.searchsorted(org_ids, k)): v for k, v in org_bought.items()}
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, extra_last)
+    last_purchase = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
     emails = [r[1] for r in members]
     company: dict[str, float] = {}  # one check per distinct domain, not per member
     business = np.empty(n)
@@ -332,7 +338,7 @@ def load_inputs(
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
         n_orgs=n_orgs,
     )
-    return Loaded(inputs, member_ids, org_ids, emails)
+    return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, mates)
 
 
 def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
@@ -352,34 +358,32 @@ def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
     return row, found
 
 
-def _account_facts(
-    conn: Connection, org_ids: list[int], stages: set[str], now: int
-) -> tuple[set[int], dict[int, int]]:
-    """For these organizations: which have a member at a customer stage, and each one's latest
-    purchase up to ``now`` (epoch microseconds), whoever made it."""
-    staged: set[int] = set()
-    bought: dict[int, int] = {}
-    stage_marks = ", ".join("?" * len(stages))
+#: member_stats columns read for the colleagues an incremental run does not reload.
+MATE_COLUMNS = (
+    "member_id", "organization_id", "activities", "last_at", "usual_gap_days", "engagement",
+    "customer", "last_purchase_at",
+)  # fmt: skip
+
+
+def read_org_mates(
+    conn: Connection, workspace_id: int, org_ids: list[int], exclude: Ints
+) -> NDArray[np.float64]:
+    """Stored summaries (``member_stats``) of everyone at these organizations but ``exclude``: one
+    primary-key range per organization. Columns as :data:`MATE_COLUMNS`, NULL as NaN."""
+    parts = []
+    cols = ", ".join(MATE_COLUMNS)
     for start in range(0, len(org_ids), 5_000):
         part = org_ids[start : start + 5_000]
         marks = ", ".join("?" * len(part))
-        for rows in raw_rows(
-            conn,
-            "SELECT DISTINCT organization_id FROM members WHERE merged_into_id IS NULL "  # noqa: S608
-            f"AND organization_id IN ({marks}) AND lifecycle_stage IN ({stage_marks})",
-            (*part, *sorted(stages)),
-        ):
-            staged.update(r[0] for r in rows)
-        for rows in raw_rows(
-            conn,
-            "SELECT m.organization_id, max(a.occurred_at) FROM members m "  # noqa: S608
-            "JOIN activities a ON a.member_id = m.id "
-            f"WHERE m.organization_id IN ({marks}) AND a.type = 'purchase' AND a.occurred_at <= ? "
-            "GROUP BY m.organization_id",
-            (*part, now),
-        ):
-            bought.update((r[0], int(r[1])) for r in rows)
-    return staged, bought
+        sql = (
+            "SELECT " + cols + " FROM member_stats "  # noqa: S608 (constants and ? marks)
+            "WHERE workspace_id = ? AND organization_id IN (" + marks + ")"
+        )
+        for rows in raw_rows(conn, sql, (workspace_id, *part)):
+            parts.append(np.array(rows, dtype=np.float64).reshape(-1, len(MATE_COLUMNS)))
+    data = np.concatenate(parts) if parts else np.zeros((0, len(MATE_COLUMNS)))
+    keep: NDArray[np.float64] = data[~np.isin(data[:, 0].astype(np.int64), exclude)]
+    return keep
 
 
 def _renewal_days(

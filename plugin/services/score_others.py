@@ -33,27 +33,12 @@ class StoredCustomers:
     reasons: list[tuple[Any, ...]]  # the 12 stored reason cells of each
 
 
-def _touched_orgs(loaded: Loaded) -> list[int]:
-    org = loaded.inputs.lead.organization
-    return sorted(set(loaded.org_ids[np.unique(org[org >= 0])].tolist()))
-
-
 def other_people(
     conn: Any, workspace_id: int, loaded: Loaded, now: int, recent_days: float
 ) -> tuple[People, StoredCustomers]:
-    orgs = _touched_orgs(loaded)
-    mine = set(loaded.member_ids.tolist())
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(orgs), 5_000):
-        part = orgs[start : start + 5_000]
-        marks = ", ".join("?" * len(part))
-        sql = (
-            "SELECT member_id, organization_id, activities, last_at, usual_gap_days, engagement "
-            "FROM member_stats WHERE workspace_id = ? AND organization_id IN (" + marks + ")"
-        )  # only "?" marks are built in: one primary-key range per organization
-        for chunk in raw_rows(conn, sql, (workspace_id, *part)):
-            rows.extend(r for r in chunk if r[0] not in mine)
-    data = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64).reshape(-1, 6)
+    """The colleagues' summaries that :func:`load_inputs` read (``loaded.mates``) as people, and
+    the stored churn scores of the customers among them."""
+    data = loaded.mates if loaded.mates is not None else np.zeros((0, 8))
     org_row = np.searchsorted(loaded.org_ids, data[:, 1].astype(np.int64)).astype(np.int64)
     last = data[:, 3]
     recency = np.where(np.isnan(last), np.inf, (now - last) / DAY_US)
@@ -64,7 +49,11 @@ def other_people(
         usual_gap_days=data[:, 4],
         recent=(recency < recent_days).astype(np.float64),
     )
-    return people, _stored_customers(conn, workspace_id, data, org_row)
+    # Only customers have stored churn scores: people at an account where someone is a customer.
+    own = loaded.inputs.churn.organization[loaded.inputs.churn.customer]
+    customer_orgs = np.union1d(own[own >= 0], org_row[data[:, 6] > 0])
+    at_customer = np.isin(org_row, customer_orgs)
+    return people, _stored_customers(conn, workspace_id, data[at_customer], org_row[at_customer])
 
 
 def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints) -> StoredCustomers:

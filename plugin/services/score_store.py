@@ -225,17 +225,25 @@ def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pas
     else:
         conn.execute(delete(MemberStats).where(t.workspace_id == workspace_id))
     f = result.features
+    # In primary-key order (organization, member): the rows go in page by page, not at random.
+    order = np.lexsort((loaded.member_ids, orgs)).tolist()
+
+    def ordered(values: list[Any]) -> list[Any]:
+        return [values[i] for i in order]
+
     insert_columns(
         conn,
         table_of(MemberStats),
         {
             "workspace_id": [workspace_id] * len(ids),
-            "organization_id": org_list,
-            "member_id": ids,
-            "activities": f["activities"].astype(np.int64).tolist(),
-            "last_at": [None if v is None else int(v) for v in _cells(f["last_at"])],
-            "usual_gap_days": _cells(f["usual_gap_days"]),
-            "engagement": np.round(f["engagement"], 4).tolist(),
+            "organization_id": ordered(org_list),
+            "member_id": ordered(ids),
+            "activities": ordered(f["activities"].astype(np.int64).tolist()),
+            "last_at": ordered([None if v is None else int(v) for v in _cells(f["last_at"])]),
+            "usual_gap_days": ordered(_cells(f["usual_gap_days"])),
+            "engagement": ordered(np.round(f["engagement"], 4).tolist()),
+            "customer": ordered(loaded.customer.tolist()),
+            "last_purchase_at": ordered([None if t < 0 else t for t in loaded.last_purchase.tolist()]),
         },
     )
 

@@ -139,6 +139,8 @@ class MemberStats(Base):
     last_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
     usual_gap_days: Mapped[float | None] = mapped_column(Float)
     engagement: Mapped[float] = mapped_column(Float)
+    customer: Mapped[bool] = mapped_column(Boolean)  # by own lifecycle stage or a purchase
+    last_purchase_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
 
 
 class ScoreEvent(Base):

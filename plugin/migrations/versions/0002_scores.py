@@ -66,6 +66,8 @@ def upgrade() -> None:
     sa.Column('last_at', sa.BigInteger(), nullable=True),
     sa.Column('usual_gap_days', sa.Float(), nullable=True),
     sa.Column('engagement', sa.Float(), nullable=False),
+    sa.Column('customer', sa.Boolean(), nullable=False),
+    sa.Column('last_purchase_at', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_stats_member_id_members'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_member_stats_workspace_id_workspaces'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', 'organization_id', 'member_id', name=op.f('pk_member_stats')),
