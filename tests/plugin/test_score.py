@@ -109,12 +109,6 @@ def snapshot(engine: Engine) -> tuple[list[Any], int, int]:
     return scores, count(engine, ScoreEvent), count(engine, ScoreRun)
 
 
-@pytest.fixture
-def people(engine: Engine, workspace_id: int) -> dict[str, int]:
-    ingest(engine, workspace_id, community())
-    return ids(engine)
-
-
 def test_full_run_scores_each_member_with_the_right_models_version_and_reasons(
     engine: Engine, workspace_id: int, people: dict[str, int]
 ) -> None:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 
 from plugin.cli import cli
 from plugin.db.models import Score
 from tests.plugin.helpers import record
-from tests.plugin.test_score import act, community, count, ids, ingest, score, stored
-
-
-@pytest.fixture
-def people(engine: Engine, workspace_id: int) -> dict[str, int]:
-    """The community of test_score.py: who is who by their live member id."""
-    ingest(engine, workspace_id, community())
-    return ids(engine)
+from tests.plugin.test_score import act, count, ingest, score, stored
 
 
 def test_incremental_run_keeps_a_customer_through_their_company(
