@@ -110,10 +110,11 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
         sentiment, value = acts.sentiment[keep], acts.value[keep]
     del keep
     counted = kind >= 0
-    age_days = (now - at) / DAY_US
+    # float32 for ages and decays: twice as fast over 20M rows, and a thousandth of a day is plenty.
+    age_days = ((now - at) / DAY_US).astype(np.float32)
     codes = {name: i for i, name in enumerate(cfg.type_names)}
 
-    half = np.asarray((*cfg.type_half_life_days, 1.0))[kind]  # -1 picks the sentinel
+    half = np.asarray((*cfg.type_half_life_days, 1.0), dtype=np.float32)[kind]  # -1: the sentinel
     decay = np.exp2(-age_days / half)
     weight = np.where(counted, np.asarray((*cfg.type_weight, 0.0))[kind], 0.0)
     cols: dict[str, Floats] = {"engagement": _count(member, n, weight * decay)}
@@ -169,8 +170,8 @@ def compute_features(acts: Activities, n: int, now: int, cfg: ScoringConfig) -> 
 
     # Paces and shares below are exponentially weighted, so under silence they change smoothly
     # and one way only: the short pace falls faster than the long one, shares stay put.
-    d_short = np.exp2(-age_days / recent_days)
-    d_long = np.exp2(-age_days / prior_days)
+    d_short = np.exp2(-age_days / np.float32(recent_days))
+    d_long = np.exp2(-age_days / np.float32(prior_days))
     cols["pace_short"] = _count(member[counted], n, d_short[counted])
     del d_short
     cols["pace_long"] = _count(member[counted], n, d_long[counted])

@@ -44,9 +44,17 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(sql, prepared)
 
 
-def insert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+def insert_columns(
+    conn: Connection,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    upsert_on: Sequence[str] = (),
+) -> None:
     """:func:`insert_rows` for data already held column by column (no dict per row): each value
-    list goes through its column's bind processor once, then one ``executemany``."""
+    list goes through its column's bind processor once, then one ``executemany``. With
+    ``upsert_on`` (the primary key's columns) a row that exists is updated in place instead:
+    ``ON CONFLICT ... DO UPDATE``, on SQLite and PostgreSQL alike."""
     names = list(columns)
     if not names or not len(columns[names[0]]):
         return
@@ -54,6 +62,9 @@ def insert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequenc
     mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
     marks = ", ".join(f"{mark}::jsonb" if _is_jsonb(conn, c) else mark for c in cols)
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 (model names)
+    if upsert_on:
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in upsert_on)
+        sql += f" ON CONFLICT ({', '.join(upsert_on)}) DO UPDATE SET {updates}"
     processed = [
         _processed(c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect), list(columns[c.name]))
         for c in cols

@@ -138,8 +138,11 @@ def write_scores(
                 values.append(row[name])
     for name in ("workspace_id", "kind", "run_id"):
         columns[name] = [common[name]] * len(columns["subject"])
-    _replace(conn, workspace_id, kind, loaded, partial)
-    insert_columns(conn, table_of(Score), columns)
+    # Rows are updated in place (their key is stable from run to run); then what this run did not
+    # score (members merged away, accounts no longer customers) goes: cheaper than deleting a
+    # million rows to insert them again.
+    insert_columns(conn, table_of(Score), columns, upsert_on=SCORE_KEY)
+    _drop_stale(conn, workspace_id, kind, loaded, partial, run_id)
     insert_rows(conn, table_of(ScoreEvent), events)
     return Counter(e["event"] for e in events)
 
@@ -266,15 +269,21 @@ def _event(
     }
 
 
-def _replace(conn: Connection, workspace_id: int, kind: str, loaded: Loaded, partial: bool) -> None:
+SCORE_KEY = ("workspace_id", "kind", "subject", "subject_id")
+
+
+def _drop_stale(
+    conn: Connection, workspace_id: int, kind: str, loaded: Loaded, partial: bool, run_id: int
+) -> None:
+    """Remove this kind's stored rows within the run's scope that the run did not write."""
     s = Score.__table__.c
-    scope = delete(Score).where(s.workspace_id == workspace_id, s.kind == kind)
+    stale = delete(Score).where(s.workspace_id == workspace_id, s.kind == kind, s.run_id != run_id)
     if not partial:
-        conn.execute(scope)
+        conn.execute(stale)
         return
     org = loaded.inputs.churn.organization
     orgs = loaded.org_ids[np.unique(org[org >= 0])].tolist()
     for subject, ids in (("member", loaded.member_ids.tolist()), ("organization", orgs)):
         for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
             chunk = ids[start : start + 5_000]
-            conn.execute(scope.where(s.subject == subject, in_values(conn, Score.subject_id, chunk)))
+            conn.execute(stale.where(s.subject == subject, in_values(conn, Score.subject_id, chunk)))
