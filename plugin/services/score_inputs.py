@@ -9,17 +9,20 @@ hand-raising topics.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Connection, and_, select, type_coerce
+from sqlalchemy import BigInteger, Connection, and_, func, select, type_coerce
 
 from plugin.db.models import Activity, Member, Organization
 from plugin.db.sql import in_values
 from plugin.services.domains import email_domain, is_company_domain
+from plugin.services.score_reader import PAIRS_SQL, PairReader, Pending
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
 from scoring.features import DAY_US, Activities
@@ -27,6 +30,9 @@ from scoring.lead import HandRaises, LeadContext, match_topics, seniority_of
 from scoring.pipeline import Inputs
 
 CHUNK = 200_000
+#: Full runs over at least this many members read half the activity types in a second process.
+PARALLEL_READ = True
+PARALLEL_MIN_MEMBERS = 200_000
 NONE = -9.0  # stands for SQL NULL in float columns fetched as numbers
 HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
 RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
@@ -155,21 +161,27 @@ def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> N
 VALUED = {"survey_response": "nps", "review": "rating", "purchase": "amount"}
 
 
-def _all_arrays(conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int) -> tuple[Ints, Activities]:
+def _all_arrays(
+    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, pending: Pending | None
+) -> tuple[Ints, Activities]:
     """Every activity up to ``now``: per type, one range scan of ``ix_activities_type_time`` (it
     ends in member_id, so the table itself is not read), and the few rows with a sentiment from
-    their own partial index. No type strings or JSON are handled per row in Python."""
+    their own partial index. No type strings or JSON are handled per row in Python. ``pending``:
+    the plain types' pairs, being read by a helper process (see :func:`load_inputs`)."""
     members, kinds, times, values = [], [], [], []
     pg = conn.dialect.name == "postgresql"
+    plain = [name for name in cfg.type_names if name not in VALUED]
+    got: dict[str, Ints] = {}
+    if pending is not None:  # a broken helper (e.g. a caller's script without a __main__ guard)
+        with suppress(BrokenProcessPool):  # leaves `got` empty: the types are read here instead
+            got.update(zip(plain, pending.result(), strict=True))
+    for name in plain:
+        if name not in got:  # two integer columns, read straight into an int array
+            got[name] = _int_pairs(conn, PAIRS_SQL, (workspace_id, name, now))
     for code, name in enumerate(cfg.type_names):
         key = VALUED.get(name)
-        if key is None:  # most types: two integer columns, read straight into an int array
-            pairs = _int_pairs(
-                conn,
-                "SELECT member_id, occurred_at FROM activities "
-                "WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",
-                (workspace_id, name, now),
-            )
+        if key is None:
+            pairs = got[name]
             members.append(pairs[:, 0])
             times.append(pairs[:, 1])
             values.append(np.full(pairs.shape[0], np.nan))
@@ -217,10 +229,15 @@ def _all_arrays(conn: Connection, workspace_id: int, cfg: ScoringConfig, now: in
 
 
 def _activity_arrays(
-    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
+    conn: Connection,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    now: int,
+    subset: Sequence[int] | None,
+    pending: Pending | None = None,
 ) -> tuple[Ints, Activities]:
     if subset is None:
-        return _all_arrays(conn, workspace_id, cfg, now)
+        return _all_arrays(conn, workspace_id, cfg, now, pending)
     return _subset_arrays(conn, workspace_id, cfg, now, subset)
 
 
@@ -260,7 +277,43 @@ def load_inputs(
     now: int,
     subset: Sequence[int] | None = None,
 ) -> Loaded:
-    """Everything one scoring pass needs, for all current members or only ``subset``."""
+    """Everything one scoring pass needs, for all current members or only ``subset``.
+
+    A full run over a large workspace reads the (member, time) pairs of the plain activity types
+    in a helper process while this one reads members, organizations, hand-raising posts, valued
+    activities and sentiments: the two halves take about as long."""
+    with ExitStack() as stack:
+        pending = None
+        url = conn.engine.url
+        if (
+            subset is None
+            and PARALLEL_READ
+            and url.database not in (None, "", ":memory:")
+            and _member_count(conn, workspace_id) >= PARALLEL_MIN_MEMBERS
+        ):
+            plain = [name for name in cfg.type_names if name not in VALUED]
+            reader = stack.enter_context(PairReader())
+            pending = reader.submit(url.render_as_string(hide_password=False), workspace_id, plain, now)
+        return _load(conn, workspace_id, cfg, now, subset, pending)
+
+
+def _member_count(conn: Connection, workspace_id: int) -> int:
+    m = Member.__table__.c
+    return int(
+        conn.execute(
+            select(func.count()).where(m.workspace_id == workspace_id, m.merged_into_id.is_(None))
+        ).scalar_one()
+    )
+
+
+def _load(
+    conn: Connection,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    now: int,
+    subset: Sequence[int] | None,
+    pending: Pending | None,
+) -> Loaded:
     members = _members(conn, workspace_id, subset)
     member_ids = np.array([r[0] for r in members], dtype=np.int64)
     n = member_ids.size
@@ -275,7 +328,8 @@ def load_inputs(
     size = np.array([np.nan if r[1] is None else float(r[1]) for r in orgs] + [np.nan])
     industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
 
-    raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset)
+    hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
+    raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
     row, known = _rows_of(member_ids, raw_member)
     felt = None
     if acts.sentiments is not None:
@@ -300,8 +354,8 @@ def load_inputs(
         touched = np.unique(org_row[org_row >= 0])
         mates = read_org_mates(conn, workspace_id, org_ids[touched].tolist(), member_ids)
         mate_org = np.searchsorted(org_ids, mates[:, 1].astype(np.int64))
-        customer_org[mate_org[mates[:, 6] > 0]] = True
-        for row_, when in zip(mate_org.tolist(), mates[:, 7].tolist(), strict=True):
+        customer_org[mate_org[mates[:, 5] > 0]] = True
+        for row_, when in zip(mate_org.tolist(), mates[:, 6].tolist(), strict=True):
             if when == when:  # not NaN: that colleague bought something
                 extra_last[row_] = max(extra_last.get(row_, -1), int(when))
     customer = own_customer | bought | customer_org[org_row]
@@ -320,7 +374,6 @@ def load_inputs(
         if flag is None:
             flag = company[domain] = float(is_company_domain(domain))
         business[i] = flag
-    hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
     hr_row, ok = _rows_of(member_ids, hr_member)
     inputs = Inputs(
         acts=acts,
@@ -360,7 +413,7 @@ def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
 
 #: member_stats columns read for the colleagues an incremental run does not reload.
 MATE_COLUMNS = (
-    "member_id", "organization_id", "activities", "last_at", "usual_gap_days", "engagement",
+    "member_id", "organization_id", "activities", "last_at", "usual_gap_days",
     "customer", "last_purchase_at",
 )  # fmt: skip
 

@@ -29,7 +29,7 @@ class StoredCustomers:
 
     org_row: Ints
     score: Floats
-    engagement: Floats
+    activities: Floats  # lifetime count: the weight of each customer in the account's risk
     reasons: list[tuple[Any, ...]]  # the 12 stored reason cells of each
 
 
@@ -38,7 +38,7 @@ def other_people(
 ) -> tuple[People, StoredCustomers]:
     """The colleagues' summaries that :func:`load_inputs` read (``loaded.mates``) as people, and
     the stored churn scores of the customers among them."""
-    data = loaded.mates if loaded.mates is not None else np.zeros((0, 8))
+    data = loaded.mates if loaded.mates is not None else np.zeros((0, 7))
     org_row = np.searchsorted(loaded.org_ids, data[:, 1].astype(np.int64)).astype(np.int64)
     last = data[:, 3]
     recency = np.where(np.isnan(last), np.inf, (now - last) / DAY_US)
@@ -51,7 +51,7 @@ def other_people(
     )
     # Only customers have stored churn scores: people at an account where someone is a customer.
     own = loaded.inputs.churn.organization[loaded.inputs.churn.customer]
-    customer_orgs = np.union1d(own[own >= 0], org_row[data[:, 6] > 0])
+    customer_orgs = np.union1d(own[own >= 0], org_row[data[:, 5] > 0])
     at_customer = np.isin(org_row, customer_orgs)
     return people, _stored_customers(conn, workspace_id, data[at_customer], org_row[at_customer])
 
@@ -78,6 +78,6 @@ def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints)
     return StoredCustomers(
         org_row=org_row[pick],
         score=np.array(got_score, dtype=np.float64),
-        engagement=data[pick, 5] if pick.size else np.zeros(0),
+        activities=data[pick, 2] if pick.size else np.zeros(0),
         reasons=got_reasons,
     )

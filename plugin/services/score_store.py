@@ -158,17 +158,18 @@ def _accounts(
     events: list[dict[str, Any]],
     stored: StoredCustomers | None,
 ) -> list[dict[str, Any]]:
-    """Account churn: the engagement-weighted risk of all its customers (fresh scores, plus stored
+    """Account churn: the activity-weighted risk of all its customers (fresh scores, plus stored
     ones of customers this run did not rescore), with the reasons of its most engaged customer."""
     org_all = loaded.inputs.churn.organization
     org = org_all[scored.rows]
     risk = scored.score
-    engagement = np.maximum(result.features["engagement"][scored.rows], 0.05)
+    # Weighted by lifetime activity (log), the same for fresh and stored customers.
+    engagement = np.log1p(result.features["activities"][scored.rows]) + 0.05
     cells: list[tuple[Any, ...]] = list(zip(*(fresh_reasons[c] for c in REASON_COLUMNS), strict=True))
     if stored is not None and stored.score.size:
         org = np.concatenate([org, stored.org_row])
         risk = np.concatenate([risk, stored.score])
-        engagement = np.concatenate([engagement, np.maximum(stored.engagement, 0.05)])
+        engagement = np.concatenate([engagement, np.log1p(stored.activities) + 0.05])
         cells += stored.reasons
     sel = np.flatnonzero(org >= 0)
     if sel.size == 0:
@@ -210,44 +211,94 @@ def _accounts(
 
 def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pass, *, partial: bool) -> None:
     """Keep each scored member's activity summary, filed under their organization (0: none), for
-    later incremental runs."""
-    t = MemberStats.__table__.c
-    ids = loaded.member_ids.tolist()
+    later incremental runs. A full run compares with what is stored and writes only the rows that
+    changed (new activity, a new organization, a new customer status), and removes the rest."""
+    f = result.features
     org_row = loaded.inputs.lead.organization
     orgs = np.where(org_row >= 0, loaded.org_ids[np.maximum(org_row, 0)] if loaded.org_ids.size else 0, 0)
-    org_list: list[int] = orgs.astype(np.int64).tolist()
+    current = np.column_stack(
+        [
+            loaded.member_ids.astype(np.float64),
+            orgs.astype(np.float64),
+            f["activities"],
+            f["last_at"],
+            np.round(f["usual_gap_days"], 4),  # as stored, so unchanged rows compare equal
+            loaded.customer.astype(np.float64),
+            np.where(loaded.last_purchase >= 0, loaded.last_purchase, np.nan).astype(np.float64),
+        ]
+    )
     if partial:
+        _delete_stats(conn, workspace_id, np.zeros((0, 2)), current[:, :2])
+        _insert_stats(conn, workspace_id, current)
+        return
+    stored = np.concatenate(
+        [
+            np.array(rows, dtype=np.float64).reshape(-1, 7)
+            for rows in raw_rows(
+                conn,
+                "SELECT member_id, organization_id, activities, last_at, usual_gap_days, customer, "
+                "last_purchase_at FROM member_stats WHERE workspace_id = ?",
+                (workspace_id,),
+            )
+        ]
+        or [np.zeros((0, 7))]
+    )
+    if stored.shape[0] == 0:
+        _insert_stats(conn, workspace_id, current)
+        return
+    # Same (organization, member) key and the same values (NaN equal to NaN): nothing to write.
+    key_now = current[:, 1].astype(np.int64) * (1 << 32) + current[:, 0].astype(np.int64)
+    key_old = stored[:, 1].astype(np.int64) * (1 << 32) + stored[:, 0].astype(np.int64)
+    order = np.argsort(key_old)
+    pos = np.minimum(np.searchsorted(key_old[order], key_now), max(key_old.size - 1, 0))
+    hit = key_old[order][pos] == key_now
+    same = hit & np.all(
+        (stored[order][pos] == current) | (np.isnan(stored[order][pos]) & np.isnan(current)), axis=1
+    )
+    gone = ~np.isin(key_old, key_now[hit])
+    _delete_stats(conn, workspace_id, stored[gone, :2], current[hit & ~same, :2])
+    _insert_stats(conn, workspace_id, current[~same])
+
+
+def _delete_stats(conn: Connection, workspace_id: int, *keys: NDArray[np.float64]) -> None:
+    """Delete member_stats rows by their (member, organization) pairs."""
+    t = MemberStats.__table__.c
+    pairs = [{"o": int(o), "m": int(m)} for k in keys for m, o in k.tolist()]
+    if pairs:
         conn.execute(
             delete(MemberStats).where(
                 t.workspace_id == workspace_id,
                 t.organization_id == bindparam("o"),
                 t.member_id == bindparam("m"),
             ),
-            [{"o": o, "m": m} for o, m in zip(org_list, ids, strict=True)],
+            pairs,
         )
-    else:
-        conn.execute(delete(MemberStats).where(t.workspace_id == workspace_id))
-    f = result.features
-    # In primary-key order (organization, member): the rows go in page by page, not at random.
-    order = np.lexsort((loaded.member_ids, orgs)).tolist()
 
-    def ordered(values: list[Any]) -> list[Any]:
-        return [values[i] for i in order]
+
+def _insert_stats(conn: Connection, workspace_id: int, rows: NDArray[np.float64]) -> None:
+    """Upsert rows (columns as written by :func:`write_stats`), in primary-key order: the rows go
+    in page by page, not at random."""
+    if rows.shape[0] == 0:
+        return
+    rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]
+
+    def ints(col: int) -> list[Any]:
+        return [None if v != v else int(v) for v in rows[:, col].tolist()]
 
     insert_columns(
         conn,
         table_of(MemberStats),
         {
-            "workspace_id": [workspace_id] * len(ids),
-            "organization_id": ordered(org_list),
-            "member_id": ordered(ids),
-            "activities": ordered(f["activities"].astype(np.int64).tolist()),
-            "last_at": ordered([None if v is None else int(v) for v in _cells(f["last_at"])]),
-            "usual_gap_days": ordered(_cells(f["usual_gap_days"])),
-            "engagement": ordered(np.round(f["engagement"], 4).tolist()),
-            "customer": ordered(loaded.customer.tolist()),
-            "last_purchase_at": ordered([None if t < 0 else t for t in loaded.last_purchase.tolist()]),
+            "workspace_id": [workspace_id] * rows.shape[0],
+            "organization_id": ints(1),
+            "member_id": ints(0),
+            "activities": ints(2),
+            "last_at": ints(3),
+            "usual_gap_days": _cells(rows[:, 4]),
+            "customer": [bool(v) for v in rows[:, 5].tolist()],
+            "last_purchase_at": ints(6),
         },
+        upsert_on=("workspace_id", "organization_id", "member_id"),
     )
 
 

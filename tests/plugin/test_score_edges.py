@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 
@@ -92,3 +93,47 @@ def test_labels_saved_by_excel_with_a_byte_order_mark_are_read(
     assert result.exit_code == 2 and "not UTF-8" in result.output
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Score)).scalar_one() == 0
+
+
+def test_reading_half_the_types_in_a_second_process_gives_the_same_scores(
+    engine: Engine, workspace_id: int, people: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plugin.services import score_inputs
+
+    monkeypatch.setattr(score_inputs, "PARALLEL_READ", False)
+    score(engine, workspace_id, full=True)
+    alone = {
+        k: {m: (r.score, r.label) for m, r in stored(engine, k).items()}
+        for k in ("advocate", "lead", "churn")
+    }
+    monkeypatch.setattr(score_inputs, "PARALLEL_READ", True)
+    monkeypatch.setattr(score_inputs, "PARALLEL_MIN_MEMBERS", 0)
+    score(engine, workspace_id, full=True)
+    shared = {
+        k: {m: (r.score, r.label) for m, r in stored(engine, k).items()}
+        for k in ("advocate", "lead", "churn")
+    }
+    assert shared == alone and alone["advocate"]
+
+
+def test_a_full_run_rewrites_only_changed_member_summaries_and_they_match_a_fresh_write(
+    engine: Engine, workspace_id: int, people: dict[str, int]
+) -> None:
+    from plugin.db.models import MemberStats
+
+    def summaries() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            return sorted(tuple(r) for r in conn.execute(select(*MemberStats.__table__.c)))
+
+    score(engine, workspace_id, full=True)
+    ingest(
+        engine,
+        workspace_id,
+        [act("dev1-more", "dev1", "answer", 0.2), act("sam-buy", "sam", "purchase", 0.3)],
+    )
+    score(engine, workspace_id, full=True)  # compares with what is stored, writes the difference
+    diffed = summaries()
+    with engine.begin() as conn:
+        conn.execute(MemberStats.__table__.delete())
+    score(engine, workspace_id, full=True)  # nothing stored: writes everyone
+    assert diffed == summaries() and len(diffed) == len(people)

@@ -123,9 +123,10 @@ def reasons_of(cells: Sequence[Any]) -> list[list[Any]]:
 
 class MemberStats(Base):
     """Each member's activity summary as of their last scoring: what an incremental run needs to
-    know about the people it does not rescore (their account's champion, who is active). Filed by
-    organization (0: none) so one account's people are read as one range. A member whose
-    organization changed keeps a stale row under the old one until the next full run."""
+        know about the people it does not rescore (their account's champion, who is active). Nothing in
+    it depends on the date, so a full run rewrites only the rows whose activity changed. Filed by
+        organization (0: none) so one account's people are read as one range. A member whose
+        organization changed keeps a stale row under the old one until the next full run."""
 
     __tablename__ = "member_stats"
     __table_args__ = ({"sqlite_with_rowid": False},)
@@ -138,7 +139,6 @@ class MemberStats(Base):
     activities: Mapped[int] = mapped_column(Integer)
     last_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
     usual_gap_days: Mapped[float | None] = mapped_column(Float)
-    engagement: Mapped[float] = mapped_column(Float)
     customer: Mapped[bool] = mapped_column(Boolean)  # by own lifecycle stage or a purchase
     last_purchase_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
 

@@ -65,7 +65,6 @@ def upgrade() -> None:
     sa.Column('activities', sa.Integer(), nullable=False),
     sa.Column('last_at', sa.BigInteger(), nullable=True),
     sa.Column('usual_gap_days', sa.Float(), nullable=True),
-    sa.Column('engagement', sa.Float(), nullable=False),
     sa.Column('customer', sa.Boolean(), nullable=False),
     sa.Column('last_purchase_at', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_stats_member_id_members'), ondelete='CASCADE'),
