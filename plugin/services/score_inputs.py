@@ -253,12 +253,20 @@ def _hand_raises(
         and_(occurred > since, occurred <= now),
     )
     if subset is None:
-        rows = list(conn.execute(query))
-    else:
+        rows: list[Any] = list(conn.execute(query))
+    else:  # by member: each one's recent range of ix_activities_member_time, then these few rows
         ids = sorted(subset)
+        kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
         rows = []
         for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-            rows += conn.execute(query.where(in_values(conn, Activity.member_id, ids[start : start + 5_000])))
+            part = ids[start : start + 5_000]
+            sql = (
+                "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608
+                f"WHERE member_id IN ({', '.join('?' * len(part))}) AND occurred_at > ? "
+                f"AND occurred_at <= ? AND type IN ({kinds})"
+            )
+            for chunk in raw_rows(conn, sql, (*part, since, now)):
+                rows += chunk
     topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
     keep = [i for i, t in enumerate(topics) if t >= 0]
     pick = [rows[i] for i in keep]
@@ -318,9 +326,17 @@ def _load(
     member_ids = np.array([r[0] for r in members], dtype=np.int64)
     n = member_ids.size
     o = Organization.__table__.c
-    orgs = conn.execute(
-        select(o.id, o.size, o.industry).where(o.workspace_id == workspace_id).order_by(o.id)
-    ).all()
+    query = select(o.id, o.size, o.industry).where(o.workspace_id == workspace_id).order_by(o.id)
+    if subset is not None:  # only the few members' own organizations (account signals are per org)
+        wanted = sorted({r[4] for r in members if r[4] is not None})
+        orgs: list[Any] = []
+        for start in range(0, len(wanted), 5_000):
+            orgs += conn.execute(
+                query.where(in_values(conn, Organization.id, wanted[start : start + 5_000]))
+            ).all()
+        orgs.sort(key=lambda r: r[0])
+    else:
+        orgs = list(conn.execute(query))
     org_ids = np.array([r[0] for r in orgs], dtype=np.int64)
     org_of = np.array([r[4] if r[4] is not None else -1 for r in members], dtype=np.int64)
     org_row = np.where(org_of >= 0, np.searchsorted(org_ids, org_of), -1)
