@@ -20,6 +20,13 @@ from plugin.services.score_run import ScoreReport, run_scoring
 from scoring.pipeline import KINDS
 
 KIND_CHOICE = click.Choice(KINDS)
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML file overriding the scoring defaults (or FLYWHEEL_SCORING_CONFIG).",
+)
 TITLES = {"advocate": "Top advocates", "lead": "Hottest leads", "churn": "Highest churn risks"}
 
 
@@ -70,13 +77,7 @@ def print_top(app: AppContext, top: dict[str, list[dict[str, Any]]]) -> None:
 @click.option("--kind", "kinds", type=KIND_CHOICE, multiple=True, help="Only this score (repeatable).")
 @click.option("--as-of", "as_of", default=None, help="Score the world as it stood then (backtest).")
 @click.option("--full", is_flag=True, help="Rescore everyone and refit the activity model.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TOML file overriding the scoring defaults (or FLYWHEEL_SCORING_CONFIG).",
-)
+@config_option
 @click.option("--top", default=5, show_default=True, help="How many of each list to show.")
 @click.option("--show-config", is_flag=True, help="Print the default settings (TOML) and exit.")
 @workspace_option
@@ -195,7 +196,7 @@ def export(
     default=None,
     help="Where --fit writes the config (default: flywheel-scoring-KIND-fit.toml).",
 )
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@config_option
 @workspace_option
 @json_option
 @pass_app
