@@ -54,6 +54,14 @@ def _print_profile(app: AppContext, p: dict[str, Any]) -> None:
         app.out.print(
             f"  consent {purpose}: {'granted' if c['granted'] else 'withdrawn'} ({c['recorded_at']})"
         )
+    for kind, sc in p["scores"].items():
+        value = f"{sc['score']:.0%}" if kind == "churn" else f"{sc['score']:.1f}"
+        hot = " HOT" if sc["hot"] else ""
+        app.out.print(
+            f"  {kind} score: {value} ({escape(sc['label'])}{hot}), as of {sc['as_of'][:10]}", highlight=False
+        )
+        for reason in sc["reasons"]:
+            app.out.print(f"    - {escape(reason)}", highlight=False)
     for e in p["merge_log"]:
         state = escape(" [undone]") if e["undone"] else ""
         app.out.print(

@@ -8,8 +8,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from connectors.records import normalize_email
-from plugin.db.models import Activity, Consent, Identity, Member, MergeLog, Organization
+from plugin.db.models import Activity, Consent, Identity, Member, MergeLog, Organization, Score
 from plugin.errors import NotFound
+from plugin.services.score_read import words
 
 RECENT = 10
 
@@ -109,6 +110,7 @@ def member_profile(session: Session, member: Member) -> dict[str, Any]:
             for a in recent
         ],
         "consents": consents,
+        "scores": member_scores(session, member.id),
         "merge_log": [
             {
                 "id": e.id,
@@ -123,3 +125,21 @@ def member_profile(session: Session, member: Member) -> dict[str, Any]:
             for e in log
         ],
     }
+
+
+def member_scores(session: Session, member_id: int) -> dict[str, Any]:
+    """The member's stored scores by kind, with their reasons in words and the run behind them."""
+    out: dict[str, Any] = {}
+    for row in session.scalars(
+        select(Score).where(Score.subject == "member", Score.subject_id == member_id).order_by(Score.kind)
+    ):
+        out[row.kind] = {
+            "score": row.score,
+            "label": row.label,
+            "hot": row.hot,
+            "reasons": words(row.reasons),
+            "triggers": row.triggers or [],
+            "as_of": row.as_of.isoformat(),
+            "model_version": row.model_version,
+        }
+    return out

@@ -137,3 +137,18 @@ def test_a_full_run_rewrites_only_changed_member_summaries_and_they_match_a_fres
         conn.execute(MemberStats.__table__.delete())
     score(engine, workspace_id, full=True)  # nothing stored: writes everyone
     assert diffed == summaries() and len(diffed) == len(people)
+
+
+def test_a_members_profile_shows_their_scores_with_reasons(
+    engine: Engine, workspace_id: int, people: dict[str, int], runner: CliRunner
+) -> None:
+    before = json.loads(runner.invoke(cli, ["members", "show", "dana@bigco.io", "--json"]).output)
+    assert before["scores"] == {}
+    score(engine, workspace_id)
+    result = runner.invoke(cli, ["members", "show", "dana@bigco.io", "--json"])
+    profile = json.loads(result.output)
+    assert set(profile["scores"]) == {"advocate", "lead"}  # a prospect: no churn score
+    lead = profile["scores"]["lead"]
+    assert lead["hot"] and lead["triggers"] and all(r.endswith(")") for r in lead["reasons"])
+    text = runner.invoke(cli, ["members", "show", "dana@bigco.io"]).output
+    assert "lead score:" in text and "HOT" in text
