@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.typing import NDArray
-
 from scoring.accounts import People, account_signals, joined, people_of
 from scoring.advocate import advocate_scores, level_rank
 from scoring.bgnbd import BgNbdParams
@@ -80,7 +77,3 @@ def crossed(kind: str, before: str | None, after: str, cfg: ScoringConfig) -> st
     if kind == "churn" and after == "high":
         return "churn_risk_high"
     return None
-
-
-def hot_leads(scored: Scored) -> NDArray[np.bool_]:
-    return scored.hot if scored.hot is not None else np.zeros(scored.rows.size, bool)

@@ -20,12 +20,6 @@ class Reason:
     points: float
     detail: float | None = None  # a second figure some sentences need (e.g. the usual gap in days)
 
-    def as_list(self) -> list[str | float]:
-        out: list[str | float] = [self.feature, round(self.value, 4), round(self.points, 4)]
-        if self.detail is not None:
-            out.append(round(self.detail, 4))
-        return out
-
 
 @dataclass(frozen=True)
 class Scored:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Column, ColumnElement, Connection, Integer, String, Table, any_, bindparam, cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import InstrumentedAttribute
@@ -89,3 +91,26 @@ def _processed(process: Any, values: list[Any]) -> list[Any]:
 
 def _is_jsonb(conn: Connection, column: Column[Any]) -> bool:
     return conn.dialect.name == "postgresql" and isinstance(column.type.dialect_impl(conn.dialect), JSONB)
+
+
+RAW_CHUNK = 200_000  # rows fetched at a time by raw_rows
+
+
+def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of plain tuples from the driver's own cursor: no per-row SQLAlchemy work. ``sql`` uses
+    ``?`` for parameters; PostgreSQL's driver gets ``%s``."""
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        while part := cursor.fetchmany(RAW_CHUNK):
+            yield list(part)
+    finally:
+        cursor.close()
+
+
+def int_pairs(conn: Connection, sql: str, params: Sequence[Any]) -> NDArray[np.int64]:
+    """A two-integer-column query straight into an (n, 2) array."""
+    parts = [np.array(p, dtype=np.int64).reshape(-1, 2) for p in raw_rows(conn, sql, params)]
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)

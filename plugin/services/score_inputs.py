@@ -8,7 +8,7 @@ hand-raising topics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from sqlalchemy import BigInteger, Connection, and_, func, select, type_coerce
 
 from plugin.db.models import Activity, Member, Organization
-from plugin.db.sql import in_values
+from plugin.db.sql import in_values, int_pairs, raw_rows
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS_SQL, PairReader, Pending
 from scoring.churn import ChurnContext
@@ -29,11 +29,9 @@ from scoring.features import DAY_US, Activities
 from scoring.lead import HandRaises, LeadContext, match_topics, seniority_of
 from scoring.pipeline import Inputs
 
-CHUNK = 200_000
 #: Full runs over at least this many members read half the activity types in a second process.
 PARALLEL_READ = True
 PARALLEL_MIN_MEMBERS = 200_000
-NONE = -9.0  # stands for SQL NULL in float columns fetched as numbers
 HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
 RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
 Ints = NDArray[np.int64]
@@ -132,25 +130,6 @@ def _value_of(kind: str, props: Any) -> float:
     return float(got) if isinstance(got, int | float) and not isinstance(got, bool) else float("nan")
 
 
-def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
-    """Chunks of plain tuples from the driver's own cursor: no per-row SQLAlchemy work. ``sql`` uses
-    ``?`` for parameters; PostgreSQL's driver gets ``%s``."""
-    if conn.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, tuple(params))
-        while part := cursor.fetchmany(CHUNK):
-            yield list(part)
-    finally:
-        cursor.close()
-
-
-def _int_pairs(conn: Connection, sql: str, params: Sequence[Any]) -> Ints:
-    parts = [np.array(p, dtype=np.int64).reshape(-1, 2) for p in raw_rows(conn, sql, params)]
-    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
-
-
 def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> NDArray[np.float64]:
     """A query's rows as one float array (NULL -> NaN); integers up to 2**53 stay exact."""
     parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in raw_rows(conn, sql, params)]
@@ -177,7 +156,7 @@ def _all_arrays(
             got.update(zip(plain, pending.result(), strict=True))
     for name in plain:
         if name not in got:  # two integer columns, read straight into an int array
-            got[name] = _int_pairs(conn, PAIRS_SQL, (workspace_id, name, now))
+            got[name] = int_pairs(conn, PAIRS_SQL, (workspace_id, name, now))
     for code, name in enumerate(cfg.type_names):
         key = VALUED.get(name)
         if key is None:

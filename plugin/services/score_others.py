@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.services.score_inputs import Loaded, raw_rows
+from plugin.db.sql import raw_rows
+from plugin.services.score_inputs import Loaded
 from scoring.accounts import People
 from scoring.features import DAY_US
 

@@ -16,10 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import create_engine
 
+from plugin.db.sql import int_pairs
+
 PAIRS_SQL = (
     "SELECT member_id, occurred_at FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?"
 )
-CHUNK = 200_000
 Pending = Future[list[NDArray[np.int64]]]
 
 
@@ -29,15 +30,7 @@ def read_pairs(url: str, workspace_id: int, types: Sequence[str], now: int) -> l
     out = []
     try:
         with engine.connect() as conn:
-            sql = PAIRS_SQL.replace("?", "%s") if conn.dialect.name == "postgresql" else PAIRS_SQL
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            for name in types:
-                cursor.execute(sql, (workspace_id, name, now))
-                parts = []
-                while rows := cursor.fetchmany(CHUNK):
-                    parts.append(np.array(rows, dtype=np.int64).reshape(-1, 2))
-                out.append(np.concatenate(parts) if parts else np.zeros((0, 2), np.int64))
-            cursor.close()
+            out = [int_pairs(conn, PAIRS_SQL, (workspace_id, name, now)) for name in types]
     finally:
         engine.dispose()
     return out

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from plugin.db.base import table_of, to_micros, utcnow
 from plugin.db.models import Activity, Member, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
-from plugin.db.sql import in_values
+from plugin.db.sql import in_values, raw_rows
 from plugin.errors import ValidationFailed
-from plugin.services.score_inputs import Loaded, load_inputs, raw_rows
+from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_others import other_people
 from plugin.services.score_store import write_scores, write_stats
 from scoring.advocate import level_cutoffs

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, bindparam, delete
 from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import in_values, insert_columns, insert_rows
-from plugin.services.score_inputs import Loaded, raw_rows
+from plugin.db.sql import in_values, insert_columns, insert_rows, raw_rows
+from plugin.services.score_inputs import Loaded
 from plugin.services.score_others import StoredCustomers
 from scoring.config import ScoringConfig
 from scoring.pipeline import Pass, crossed
