@@ -57,6 +57,7 @@ _NUMBERS: tuple[tuple[tuple[str, ...], str, bool], ...] = (
     (("windows",), "prior_days", True),
     (("windows",), "active_weeks_days", True),
     (("windows",), "sentiment_days", True),
+    (("runs",), "full_every_hours", True),
     (("lead",), "intent_half_life_days", True),
     (("lead",), "intent_window_days", True),
     (("lead", "fit_grades"), "A", False),
@@ -171,7 +172,8 @@ class ScoringConfig:
             _num(_table(data["lead"], "intent_points", "lead"), part, "lead.intent_points")
             _num(_table(data["lead"], "intent_scale", "lead"), part, "lead.intent_scale", positive=True)
         _check_numbers(data)
-        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        hashed = {k: v for k, v in data.items() if k != "runs"}  # when to run, not how to score
+        digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
         return cls(
             version=version,
             weights_hash=digest[:16],

@@ -97,8 +97,10 @@ def score(
 ) -> None:
     """Score members: advocates, leads and churn risk, each with its reasons.
 
-    Incremental by default (members with new activity since the last run); --full rescores
-    everyone; --as-of scores the world at a past date without changing stored scores."""
+    Incremental by default (members with new activity since the last run) while the last full
+    pass is younger than runs.full_every_hours (24 h), then a full pass that brings time decay up
+    to date for everyone; --full rescores everyone now; --as-of scores the world at a past date
+    without changing stored scores."""
     if show_config:
         from importlib import resources
 
@@ -136,13 +138,13 @@ def print_report(app: AppContext, report: ScoreReport, seconds: float) -> None:
         f"(model {report.model_version}, weights {report.weights_hash})",
         highlight=False,
     )
+    if report.why:
+        app.out.print(f"  ({escape(report.why)})", highlight=False)
     for kind, counts in report.labels.items():
         parts = ", ".join(f"{label} {n:,}" for label, n in sorted(counts.items()))
         app.out.print(f"  {kind}: {report.scored.get(kind, 0):,} scored ({parts})", highlight=False)
     if report.events:
         app.out.print("  events: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.events.items())))
-    if report.mode == "as_of":
-        app.out.print("  (a backtest: stored scores were not changed)")
 
 
 @click.group()

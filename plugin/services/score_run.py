@@ -1,8 +1,11 @@
 """``flywheel score``: one scoring pass over a workspace, stored with its version and reasons.
 
 * **full**: every current member is scored; the activity model (BG/NBD) is fitted afresh.
-* **incremental** (the default once a full run exists with the same settings): only members with
-  activity stored since the last run, reusing the last fitted activity model. What it needs about
+* **incremental** (the default once a full run exists with the same settings, younger than
+  ``runs.full_every_hours``): only members with activity stored since the last run, reusing the
+  last fitted activity model. Once the last full pass is older, the default run is a full pass:
+  decay, silence and renewal dates move for members with no new activity too, and a full pass at
+  least every day (by default) keeps everyone's scores correct to the day. What it needs about
   everyone else comes from what earlier runs stored: levels rank against stored advocate scores,
   account signals and account churn use stored summaries of the other people at those accounts.
 * **as of a date**: the world as it stood then (later activities ignored), for backtests; nothing
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -47,6 +50,7 @@ class ScoreReport:
     kinds: tuple[str, ...]
     model_version: str
     weights_hash: str
+    why: str = ""  # why this mode: the user sees whether everyone was brought up to date
     members_scored: int = 0
     scored: dict[str, int] = field(default_factory=dict)
     labels: dict[str, Counter[str]] = field(default_factory=dict)
@@ -59,6 +63,7 @@ class ScoreReport:
         return {
             "run_id": self.run_id,
             "mode": self.mode,
+            "why": self.why,
             "as_of": self.as_of.isoformat(),
             "kinds": list(self.kinds),
             "model_version": self.model_version,
@@ -114,6 +119,66 @@ def _merged_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
         )
 
 
+def _last_full(engine: Engine, workspace_id: int) -> datetime | None:
+    """When the last finished full pass started."""
+    with engine.connect() as conn:
+        got: datetime | None = conn.execute(
+            select(func.max(ScoreRun.started_at)).where(
+                ScoreRun.workspace_id == workspace_id,
+                ScoreRun.mode == "full",
+                ScoreRun.finished_at.is_not(None),
+            )
+        ).scalar_one()
+    return got
+
+
+def _choose_mode(
+    engine: Engine,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    kinds: tuple[str, ...],
+    last: ScoreRun | None,
+    now: datetime,
+    *,
+    full: bool,
+) -> tuple[str, str]:
+    """Full or incremental, and why, in words for the user. Incremental needs a usable last run
+    and a full pass younger than ``runs.full_every_hours``: what decays with time (engagement,
+    silence, renewal dates) changes for members with no new activity too, and only a full pass
+    brings them up to date."""
+    if full:
+        return "full", "a full pass was asked for"
+    if last is None:
+        return "full", "no earlier run to build on"
+    if last.weights_hash != cfg.weights_hash:
+        return "full", f"the settings changed since run {last.id} (weights {last.weights_hash})"
+    missing = [k for k in kinds if k not in last.kinds.split(",")]
+    if missing:
+        return "full", f"run {last.id} did not compute {', '.join(missing)}"
+    if last.activity_model is None or last.level_cutoffs is None:
+        return "full", f"run {last.id} kept no activity model or level cut-offs"
+    if _merged_since(engine, workspace_id, last.started_at):
+        return "full", f"members were merged or split since run {last.id}"
+    every = cfg.number("runs", "full_every_hours", positive=True)
+    full_at = _last_full(engine, workspace_id)
+    if full_at is None:
+        return "full", "no earlier full pass"
+    age_h = (now - _utc(full_at)).total_seconds() / 3600
+    if age_h >= every:
+        return "full", (
+            f"the last full pass is {age_h:.0f} h old; everyone is rescored for time decay "
+            f"at least every {every:g} h (runs.full_every_hours)"
+        )
+    return "incremental", (
+        f"members with activity since run {last.id}; everyone else stands as of the full pass "
+        f"{age_h:.1f} h ago (refreshed every {every:g} h)"
+    )
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
     """Current members with activity stored after ``watermark``: a range scan of the primary key
     (filtering on the workspace in SQL made SQLite walk a workspace-wide index instead)."""
@@ -161,18 +226,12 @@ def run_scoring(
         # The highest activity id of any workspace: the primary key's last entry, read at once (with a
         # workspace filter SQLite walks that workspace's index). Later runs filter by workspace anyway.
         watermark = conn.execute(select(func.coalesce(func.max(Activity.id), 0))).scalar_one()
-    incremental = (
-        not full
-        and not backtest
-        and last is not None
-        and last.weights_hash == cfg.weights_hash
-        and set(kinds) <= set(last.kinds.split(","))
-        and last.activity_model is not None
-        and last.level_cutoffs is not None
-        and not _merged_since(engine, workspace_id, last.started_at)
-    )
-    mode = "as_of" if backtest else "incremental" if incremental else "full"
-    report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash)
+    if backtest:
+        mode, why = "as_of", "a backtest: the world as it stood then; stored scores are not changed"
+    else:
+        mode, why = _choose_mode(engine, workspace_id, cfg, kinds, last, started, full=full)
+    incremental = mode == "incremental"
+    report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash, why=why)
     subset: list[int] | None = None
     params: BgNbdParams | None = None
     if incremental and last is not None:

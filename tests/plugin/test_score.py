@@ -24,6 +24,7 @@ from plugin.services import merges
 from plugin.services.ingest import Ingestor
 from plugin.services.score_config import load_scoring_config
 from plugin.services.score_run import ScoreReport, run_scoring
+from scoring.config import ScoringConfig, merge
 from scoring.explain import known_features
 from tests.plugin.helpers import record
 
@@ -181,6 +182,34 @@ def test_reruns_add_no_events_and_new_activity_rescores_only_that_account(
     lead_full = stored(engine, "lead")[people["dev1"]]
     assert lead_incremental.score == pytest.approx(lead_full.score, abs=1e-3)
     assert lead_incremental.reasons == lead_full.reasons
+
+
+def test_a_full_pass_older_than_a_day_brings_time_decay_up_to_date_for_everyone(
+    engine: Engine, workspace_id: int, people: dict[str, int]
+) -> None:
+    def at(hours: float, cfg: ScoringConfig = CFG) -> ScoreReport:
+        later = FIXED + timedelta(hours=hours)
+        return run_scoring(engine, workspace_id, cfg, clock=lambda: later)
+
+    at(0)
+    before = stored(engine, "advocate")
+    ingest(engine, workspace_id, [act("dev1-soon", "dev1", "reply", -2 / 24)])  # 2 h after the full pass
+    soon = at(3)
+    assert soon.mode == "incremental" and soon.members_scored == 1
+    assert "everyone else stands as of the full pass 3.0 h ago" in soon.why
+    ingest(engine, workspace_id, [act("dev1-later", "dev1", "reply", -25 / 24)])
+    later = at(26)
+    assert later.mode == "full" and later.members_scored == len(PEOPLE)
+    assert "26 h old" in later.why and "runs.full_every_hours" in later.why
+    after = stored(engine, "advocate")
+    # Nobody else did anything, yet everyone's score is of today: engagement faded a little.
+    assert {r.as_of for r in after.values()} == {FIXED + timedelta(hours=26)}
+    assert after[people["cara"]].score < before[people["cara"]].score
+    # How often to refresh is not a weight: changing it keeps the hash, and the run incremental.
+    relaxed = ScoringConfig.from_mapping(merge(CFG.raw, {"runs": {"full_every_hours": 72}}))
+    assert relaxed.weights_hash == CFG.weights_hash
+    ingest(engine, workspace_id, [act("dev1-last", "dev1", "reply", -60 / 24)])
+    assert at(61, relaxed).mode == "incremental"
 
 
 def test_as_of_ignores_later_activity_and_changes_nothing_stored(
