@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -71,7 +72,11 @@ def insert_columns(
         _processed(c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect), list(columns[c.name]))
         for c in cols
     ]
-    conn.exec_driver_sql(sql, list(zip(*processed, strict=True)))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:  # rows made one at a time as the driver takes them: no list of a million tuples
+        cursor.executemany(sql, zip(*processed, strict=True))  # type: ignore[arg-type]
+    finally:
+        cursor.close()
 
 
 def _processed(process: Any, values: list[Any]) -> list[Any]:
@@ -110,7 +115,36 @@ def raw_rows(conn: Connection, sql: str, params: Sequence[Any]) -> Iterator[list
         cursor.close()
 
 
-def int_pairs(conn: Connection, sql: str, params: Sequence[Any]) -> NDArray[np.int64]:
-    """A two-integer-column query straight into an (n, 2) array."""
-    parts = [np.array(p, dtype=np.int64).reshape(-1, 2) for p in raw_rows(conn, sql, params)]
-    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+def number_rows(
+    conn: Connection, columns: Sequence[str], rest: str, params: Sequence[Any], dtype: type = np.int64
+) -> NDArray[Any]:
+    """``SELECT columns rest`` (numeric expressions; ``rest`` from FROM on, ``?`` parameters) as an
+    (n, len(columns)) array. With an integer ``dtype`` a row holding a NULL is left out; with a float
+    one NULL reads as NaN (exact for integers up to 2**53).
+
+    On SQLite the database itself writes the rows as one comma-separated text, which numpy parses
+    in C: no Python object per value, about twice as fast as fetching tuples at a million rows. A
+    result longer than SQLite's string limit is fetched as tuples instead."""
+    width = len(columns)
+    floats = np.issubdtype(dtype, np.floating)
+    if conn.dialect.name == "sqlite":
+        parts = [f"coalesce({c}, 'nan')" if floats else f"CAST(({c}) AS INTEGER)" for c in columns]
+        row = " || ',' || ".join(parts)
+        sql = f"SELECT group_concat({row}, ',') {rest}"
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            text = cursor.execute(sql, tuple(params)).fetchone()[0]
+        except sqlite3.DataError:  # "string or blob too big": fall back to tuples below
+            text = None
+        else:
+            if not text:
+                return np.zeros((0, width), dtype)
+            return np.fromstring(text, dtype=dtype, sep=",").reshape(-1, width)
+        finally:
+            cursor.close()
+    rows = raw_rows(conn, f"SELECT {', '.join(columns)} {rest}", params)
+    if floats:
+        chunks = [np.array(p, dtype=np.float64).reshape(-1, width) for p in rows]
+    else:
+        chunks = [np.array([r for r in p if None not in r], dtype=dtype).reshape(-1, width) for p in rows]
+    return np.concatenate(chunks).astype(dtype) if chunks else np.zeros((0, width), dtype)

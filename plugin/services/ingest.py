@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.records import ActivityRecord
 from plugin.db.base import to_micros, utcnow
+from plugin.db.engine import bulk_transaction
 from plugin.services.columns import ColumnBatch
 from plugin.services.identity import IdentityResolver
 
@@ -202,21 +203,9 @@ class Ingestor:
         self.report.organizations_created = stats.organizations_created
 
     def _transaction(self, fresh: ColumnBatch) -> None:
-        if self.engine.dialect.name == "sqlite":
-            with self.engine.connect() as conn:
-                # Per-row foreign-key lookups cost a quarter of SQLite's insert time; every id a
-                # batch references is resolved or allocated inside the batch's own transaction.
-                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                conn.commit()  # ends SQLAlchemy's autobegun block; a PRAGMA opens no transaction
-                try:
-                    with conn.begin():
-                        self._store(conn, fresh)
-                finally:
-                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                    conn.commit()
-        else:
-            with self.engine.begin() as conn:
-                self._store(conn, fresh)
+        # Every id a batch references is resolved or allocated inside the batch's own transaction.
+        with bulk_transaction(self.engine) as conn:
+            self._store(conn, fresh)
 
     def _refresh_planner_statistics(self) -> None:
         """On PostgreSQL, ANALYZE the tables this run grows each time it has doubled them.

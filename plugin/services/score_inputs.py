@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Connection, and_, func, select, type_coerce
+from sqlalchemy import Connection, func, select
 
-from plugin.db.models import Activity, Member, Organization
-from plugin.db.sql import in_values, int_pairs, raw_rows
+from plugin.db.models import Member, Organization
+from plugin.db.sql import in_values, number_rows, raw_rows
 from plugin.services.domains import email_domain, is_company_domain
-from plugin.services.score_reader import PAIRS_SQL, PairReader, Pending
+from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
 from scoring.features import DAY_US, Activities
@@ -49,91 +48,97 @@ class Loaded:
 
 
 def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) -> list[Any]:
-    m = Member.__table__.c
-    query = select(m.id, m.primary_email, m.lifecycle_stage, m.title, m.organization_id).where(
-        m.workspace_id == workspace_id, m.merged_into_id.is_(None)
+    """(id, primary_email, lifecycle_stage, title, organization_id) of current members, by id:
+    plain tuples from the driver (plain columns, nothing to convert)."""
+    sql = (
+        "SELECT id, primary_email, lifecycle_stage, title, organization_id FROM members "
+        "WHERE workspace_id = ? AND merged_into_id IS NULL"
     )
     if subset is None:
-        return list(conn.execute(query.order_by(m.id)))
+        return [r for part in raw_rows(conn, sql + " ORDER BY id", (workspace_id,)) for r in part]
     ids = sorted(subset)
     out: list[Any] = []
     for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-        out += conn.execute(query.where(in_values(conn, Member.id, ids[start : start + 5_000]))).all()
+        part = ids[start : start + 5_000]
+        marks = ", ".join("?" * len(part))
+        for rows in raw_rows(conn, f"{sql} AND id IN ({marks})", (workspace_id, *part)):
+            out += rows
     return sorted(out, key=lambda r: r[0])
 
 
 def _subset_arrays(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int]
 ) -> tuple[Ints, Activities]:
-    """A few members' activities: (time, type) from ``ix_activities_member_time`` alone; the rows
-    of valued types (surveys, reviews, purchases) with their JSON, and sentiments from their
-    partial index, read apart. No workspace_id test: these are the workspace's own members, and
-    with one SQLite would walk a workspace-wide index instead of each member's range."""
-    codes = {name: i for i, name in enumerate(cfg.type_names)}
-    valued = ", ".join(f"'{name}'" for name in VALUED)
+    """A few members' activities: (time, type) from ``ix_activities_member_time`` alone, types
+    coded by the database; the rows of valued types (surveys, reviews, purchases) with the number
+    their JSON carries, and sentiments from their partial index, read apart. No workspace_id test
+    on the first two: these are the workspace's own members, and with one SQLite would walk a
+    workspace-wide index instead of each member's range."""
+    pg = conn.dialect.name == "postgresql"
+    names = list(cfg.type_names)
+    code = "CASE type " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " ELSE -1 END"
+    valued = ", ".join("?" * len(VALUED))
+    value = "CASE type " + " ".join(f"WHEN ? THEN {_value_sql(pg, key)}" for key in VALUED.values()) + " END"
     ids = sorted(subset)
-    member: list[int] = []
-    kind: list[int] = []
-    at: list[int] = []
-    value: list[float] = []
-    felt: list[tuple[int, int, float]] = []
+    plain: list[Ints] = []
+    rich: list[NDArray[np.float64]] = []
+    felt: list[NDArray[np.float64]] = []
     for start in range(0, len(ids), 5_000):
         part = ids[start : start + 5_000]
         marks = ", ".join("?" * len(part))
-        plain = (
-            "SELECT member_id, type, occurred_at FROM activities "  # noqa: S608 (constants and ? marks)
-            f"WHERE member_id IN ({marks}) AND occurred_at <= ? AND type NOT IN ({valued})"
+        where = f"FROM activities WHERE member_id IN ({marks}) AND occurred_at <= ? AND type"
+        plain.append(
+            number_rows(
+                conn,
+                ("member_id", code, "occurred_at"),
+                f"{where} NOT IN ({valued})",
+                (*names, *part, now, *VALUED),
+            )
         )
-        for rows in raw_rows(conn, plain, (*part, now)):
-            for m, t, when in rows:
-                member.append(m)
-                kind.append(codes.get(t, -1))
-                at.append(when)
-        n_plain = len(value)
-        value.extend([float("nan")] * (len(member) - n_plain))
-        with_json = (
-            "SELECT member_id, type, occurred_at, properties FROM activities "  # noqa: S608
-            f"WHERE member_id IN ({marks}) AND occurred_at <= ? AND type IN ({valued})"
+        rich.append(
+            number_rows(
+                conn,
+                ("member_id", code, "occurred_at", value),
+                f"{where} IN ({valued})",
+                (*names, *VALUED, *part, now, *VALUED),
+                np.float64,
+            )
         )
-        for rows in raw_rows(conn, with_json, (*part, now)):
-            for m, t, when, props in rows:
-                member.append(m)
-                kind.append(codes.get(t, -1))
-                at.append(when)
-                value.append(_value_of(t, props))
-        sentiments = (
-            "SELECT member_id, occurred_at, sentiment FROM activities "  # noqa: S608
-            f"WHERE workspace_id = ? AND member_id IN ({marks}) "
-            "AND sentiment IS NOT NULL AND occurred_at <= ?"
+        felt.append(
+            number_rows(
+                conn,
+                ("member_id", "occurred_at", "sentiment"),
+                f"FROM activities WHERE workspace_id = ? AND member_id IN ({marks}) "
+                "AND sentiment IS NOT NULL AND occurred_at <= ?",
+                (workspace_id, *part, now),
+                np.float64,
+            )
         )
-        for rows in raw_rows(conn, sentiments, (workspace_id, *part, now)):
-            felt.extend(rows)
-    n = len(member)
-    f = np.array(felt, dtype=np.float64).reshape(-1, 3)
+    a = np.concatenate(plain or [np.zeros((0, 3), np.int64)])
+    b = np.concatenate(rich or [np.zeros((0, 4))])
+    f = np.concatenate(felt or [np.zeros((0, 3))])
+    member = np.concatenate([a[:, 0], b[:, 0].astype(np.int64)])
     arrays = Activities(
-        np.array(member, dtype=np.int64),
-        np.array(kind, dtype=np.int16),
-        np.array(at, dtype=np.int64),
-        np.full(n, np.nan),
-        np.array(value, dtype=np.float64),
+        member,
+        np.concatenate([a[:, 1], b[:, 1]]).astype(np.int16),
+        np.concatenate([a[:, 2], b[:, 2].astype(np.int64)]),
+        np.full(member.size, np.nan),
+        np.concatenate([np.full(a.shape[0], np.nan), b[:, 3]]),
         sentiments=(f[:, 0].astype(np.int64), f[:, 1].astype(np.int64), f[:, 2]),
     )
-    return arrays.member, arrays
+    return member, arrays
 
 
-def _value_of(kind: str, props: Any) -> float:
-    """The number a valued activity carries (NPS, rating, amount), NaN when absent or not a number."""
-    if props is None:
-        return float("nan")
-    data = orjson.loads(props) if isinstance(props, str | bytes) else props
-    got = data.get(VALUED[kind]) if isinstance(data, dict) else None
-    return float(got) if isinstance(got, int | float) and not isinstance(got, bool) else float("nan")
-
-
-def _numbers(conn: Connection, sql: str, params: Sequence[Any], width: int) -> NDArray[np.float64]:
-    """A query's rows as one float array (NULL -> NaN); integers up to 2**53 stay exact."""
-    parts = [np.array(p, dtype=np.float64).reshape(-1, width) for p in raw_rows(conn, sql, params)]
-    return np.concatenate(parts) if parts else np.zeros((0, width))
+def _value_sql(pg: bool, key: str) -> str:
+    """The number under ``key`` in an activity's JSON properties; NULL unless it is a JSON number
+    ("USD 49", true or {...} are no value). ``key`` is one of :data:`VALUED`'s constants."""
+    if pg:
+        number = f"jsonb_typeof(properties->'{key}') = 'number'"
+        return f"CASE WHEN {number} THEN (properties->>'{key}')::float END"
+    return (
+        f"CASE WHEN json_type(properties, '$.{key}') IN ('integer', 'real') "
+        f"THEN json_extract(properties, '$.{key}') END"
+    )
 
 
 #: Types whose rows carry a number scoring reads: the JSON key in ``properties``.
@@ -156,7 +161,7 @@ def _all_arrays(
             got.update(zip(plain, pending.result(), strict=True))
     for name in plain:
         if name not in got:  # two integer columns, read straight into an int array
-            got[name] = int_pairs(conn, PAIRS_SQL, (workspace_id, name, now))
+            got[name] = number_rows(conn, PAIRS, PAIRS_FROM, (workspace_id, name, now))
     for code, name in enumerate(cfg.type_names):
         key = VALUED.get(name)
         if key is None:
@@ -166,34 +171,23 @@ def _all_arrays(
             values.append(np.full(pairs.shape[0], np.nan))
             kinds.append(np.full(pairs.shape[0], code, np.int16))
             continue
-        # Only JSON numbers count (as in _value_of): "USD 49", true or {...} read as no value.
-        if pg:
-            cols = (
-                f"member_id, occurred_at, CASE WHEN jsonb_typeof(properties->'{key}') = 'number' "
-                f"THEN (properties->>'{key}')::float END"
-            )
-        else:
-            cols = (
-                f"member_id, occurred_at, CASE WHEN json_type(properties, '$.{key}') IN ('integer', 'real') "
-                f"THEN json_extract(properties, '$.{key}') END"
-            )
-        data = _numbers(
+        data = number_rows(
             conn,
-            # `cols` comes from the constants above, never from input; values are parameters.
-            f"SELECT {cols} FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",  # noqa: S608
+            ("member_id", "occurred_at", _value_sql(pg, key)),
+            "FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",
             (workspace_id, name, now),
-            3,
+            np.float64,
         )
         members.append(data[:, 0].astype(np.int64))
         times.append(data[:, 1].astype(np.int64))
         values.append(data[:, 2])
         kinds.append(np.full(data.shape[0], code, np.int16))
-    felt = _numbers(
+    felt = number_rows(
         conn,
-        "SELECT member_id, occurred_at, sentiment FROM activities "
-        "WHERE workspace_id = ? AND sentiment IS NOT NULL AND occurred_at <= ?",
+        ("member_id", "occurred_at", "sentiment"),
+        "FROM activities WHERE workspace_id = ? AND sentiment IS NOT NULL AND occurred_at <= ?",
         (workspace_id, now),
-        3,
+        np.float64,
     )
     member = np.concatenate(members)
     acts = Activities(
@@ -223,20 +217,18 @@ def _activity_arrays(
 def _hand_raises(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
 ) -> tuple[Ints, Ints, Ints, NDArray[np.int16]]:
-    a = Activity.__table__.c
     since = now - int(cfg.number("lead", "intent_window_days", positive=True) * DAY_US)
-    occurred = type_coerce(a.occurred_at, BigInteger)
-    query = select(a.id, a.member_id, occurred, a.title, a.text).where(
-        a.workspace_id == workspace_id,
-        a.type.in_(HAND_RAISE_TYPES),
-        and_(occurred > since, occurred <= now),
-    )
-    if subset is None:
-        rows: list[Any] = list(conn.execute(query))
+    kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
+    rows: list[Any] = []
+    if subset is None:  # per type, a time range of ix_activities_type_time, then these rows' text
+        sql = (
+            "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608 (constants)
+            f"WHERE workspace_id = ? AND type IN ({kinds}) AND occurred_at > ? AND occurred_at <= ?"
+        )
+        for chunk in raw_rows(conn, sql, (workspace_id, since, now)):
+            rows += chunk
     else:  # by member: each one's recent range of ix_activities_member_time, then these few rows
         ids = sorted(subset)
-        kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
-        rows = []
         for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
             part = ids[start : start + 5_000]
             sql = (
@@ -419,16 +411,11 @@ def read_org_mates(
     """Stored summaries (``member_stats``) of everyone at these organizations but ``exclude``: one
     primary-key range per organization. Columns as :data:`MATE_COLUMNS`, NULL as NaN."""
     parts = []
-    cols = ", ".join(MATE_COLUMNS)
     for start in range(0, len(org_ids), 5_000):
         part = org_ids[start : start + 5_000]
         marks = ", ".join("?" * len(part))
-        sql = (
-            "SELECT " + cols + " FROM member_stats "  # noqa: S608 (constants and ? marks)
-            "WHERE workspace_id = ? AND organization_id IN (" + marks + ")"
-        )
-        for rows in raw_rows(conn, sql, (workspace_id, *part)):
-            parts.append(np.array(rows, dtype=np.float64).reshape(-1, len(MATE_COLUMNS)))
+        where = f"FROM member_stats WHERE workspace_id = ? AND organization_id IN ({marks})"
+        parts.append(number_rows(conn, MATE_COLUMNS, where, (workspace_id, *part), np.float64))
     data = np.concatenate(parts) if parts else np.zeros((0, len(MATE_COLUMNS)))
     keep: NDArray[np.float64] = data[~np.isin(data[:, 0].astype(np.int64), exclude)]
     return keep

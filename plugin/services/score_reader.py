@@ -16,11 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import create_engine
 
-from plugin.db.sql import int_pairs
+from plugin.db.sql import number_rows
 
-PAIRS_SQL = (
-    "SELECT member_id, occurred_at FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?"
-)
+PAIRS = ("member_id", "occurred_at")
+PAIRS_FROM = "FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?"
 Pending = Future[list[NDArray[np.int64]]]
 
 
@@ -30,7 +29,7 @@ def read_pairs(url: str, workspace_id: int, types: Sequence[str], now: int) -> l
     out = []
     try:
         with engine.connect() as conn:
-            out = [int_pairs(conn, PAIRS_SQL, (workspace_id, name, now)) for name in types]
+            out = [number_rows(conn, PAIRS, PAIRS_FROM, (workspace_id, name, now)) for name in types]
     finally:
         engine.dispose()
     return out

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from plugin.db.base import table_of, to_micros, utcnow
+from plugin.db.engine import bulk_transaction
 from plugin.db.models import Activity, Member, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import in_values, raw_rows
@@ -267,7 +268,7 @@ def run_scoring(
         report.labels[kind] = Counter(scored.label)
     if backtest:
         return report
-    with engine.begin() as conn:
+    with bulk_transaction(engine) as conn:  # the run row first, then what refers to it
         run = conn.execute(
             table_of(ScoreRun)
             .insert()

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, delete
 from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import in_values, insert_columns, insert_rows, raw_rows
+from plugin.db.sql import in_values, insert_columns, insert_rows, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
 from plugin.services.score_others import StoredCustomers
 from scoring.config import ScoringConfig
@@ -142,7 +142,7 @@ def write_scores(
     # score (members merged away, accounts no longer customers) goes: cheaper than deleting a
     # million rows to insert them again.
     insert_columns(conn, table_of(Score), columns, upsert_on=SCORE_KEY)
-    _drop_stale(conn, workspace_id, kind, loaded, partial, run_id)
+    _drop_stale(conn, workspace_id, kind, loaded, partial, run_id, columns)
     insert_rows(conn, table_of(ScoreEvent), events)
     return Counter(e["event"] for e in events)
 
@@ -227,21 +227,23 @@ def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pas
             np.where(loaded.last_purchase >= 0, loaded.last_purchase, np.nan).astype(np.float64),
         ]
     )
-    if partial:
-        _delete_stats(conn, workspace_id, np.zeros((0, 2)), current[:, :2])
+    if partial:  # rows are upserted by key: nothing to delete first
         _insert_stats(conn, workspace_id, current)
         return
-    stored = np.concatenate(
-        [
-            np.array(rows, dtype=np.float64).reshape(-1, 7)
-            for rows in raw_rows(
-                conn,
-                "SELECT member_id, organization_id, activities, last_at, usual_gap_days, customer, "
-                "last_purchase_at FROM member_stats WHERE workspace_id = ?",
-                (workspace_id,),
-            )
-        ]
-        or [np.zeros((0, 7))]
+    stored = number_rows(
+        conn,
+        (
+            "member_id",
+            "organization_id",
+            "activities",
+            "last_at",
+            "usual_gap_days",
+            "customer",
+            "last_purchase_at",
+        ),
+        "FROM member_stats WHERE workspace_id = ?",
+        (workspace_id,),
+        np.float64,
     )
     if stored.shape[0] == 0:
         _insert_stats(conn, workspace_id, current)
@@ -324,17 +326,27 @@ SCORE_KEY = ("workspace_id", "kind", "subject", "subject_id")
 
 
 def _drop_stale(
-    conn: Connection, workspace_id: int, kind: str, loaded: Loaded, partial: bool, run_id: int
+    conn: Connection,
+    workspace_id: int,
+    kind: str,
+    loaded: Loaded,
+    partial: bool,
+    run_id: int,
+    written: dict[str, list[Any]],
 ) -> None:
-    """Remove this kind's stored rows within the run's scope that the run did not write."""
+    """Remove this kind's stored rows within the run's scope that the run did not write: all older
+    rows after a full run; after a partial one, those of its members and accounts it did not score
+    this time (a lead who became a customer has no lead score any more)."""
     s = Score.__table__.c
     stale = delete(Score).where(s.workspace_id == workspace_id, s.kind == kind, s.run_id != run_id)
     if not partial:
         conn.execute(stale)
         return
+    done = set(zip(written["subject"], written["subject_id"], strict=True))
     org = loaded.inputs.churn.organization
     orgs = loaded.org_ids[np.unique(org[org >= 0])].tolist()
     for subject, ids in (("member", loaded.member_ids.tolist()), ("organization", orgs)):
-        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-            chunk = ids[start : start + 5_000]
+        gone = [i for i in ids if (subject, i) not in done]
+        for start in range(0, len(gone), 5_000):  # SQLite caps the parameters of one statement
+            chunk = gone[start : start + 5_000]
             conn.execute(stale.where(s.subject == subject, in_values(conn, Score.subject_id, chunk)))

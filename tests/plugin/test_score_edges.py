@@ -55,7 +55,7 @@ def test_odd_purchase_amounts_are_no_value_and_full_and_incremental_agree(
     score(engine, workspace_id, full=True)  # must not crash on any of them
     full = stored(engine, "churn")[people["quinn"]]
     ingest(engine, workspace_id, [act("q-new", "quinn", "reply", 0.5)])
-    score(engine, workspace_id)  # incremental: values parsed in Python, not SQL
+    score(engine, workspace_id)  # incremental: read by member, not by type
     incremental = stored(engine, "churn")[people["quinn"]]
     spend = [r for r in full.reasons if r[0] == "spend"]
     assert spend == [r for r in incremental.reasons if r[0] == "spend"]
