@@ -9,8 +9,7 @@ hand-raising topics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +27,13 @@ from scoring.features import DAY_US, Activities
 from scoring.lead import HandRaises, LeadContext, match_topics, seniority_of
 from scoring.pipeline import Inputs
 
-#: Full runs over at least this many members read half the activity types in a second process.
+#: Full runs over at least this many members read the plain activity types in a second process.
 PARALLEL_READ = True
 PARALLEL_MIN_MEMBERS = 200_000
 HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
 RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
 Ints = NDArray[np.int64]
+HandRaiseRows = tuple[Ints, Ints, Ints, NDArray[np.int16]]  # member, time, activity id, topic
 
 
 @dataclass(frozen=True)
@@ -155,33 +155,15 @@ def _all_arrays(
     members, kinds, times, values = [], [], [], []
     pg = conn.dialect.name == "postgresql"
     plain = [name for name in cfg.type_names if name not in VALUED]
-    got: dict[str, Ints] = {}
-    if pending is not None:  # a broken helper (e.g. a caller's script without a __main__ guard)
-        with suppress(BrokenProcessPool):  # leaves `got` empty: the types are read here instead
-            got.update(zip(plain, pending.result(), strict=True))
-    for name in plain:
-        if name not in got:  # two integer columns, read straight into an int array
-            got[name] = number_rows(conn, PAIRS, PAIRS_FROM, (workspace_id, name, now))
-    for code, name in enumerate(cfg.type_names):
-        key = VALUED.get(name)
-        if key is None:
-            pairs = got[name]
-            members.append(pairs[:, 0])
-            times.append(pairs[:, 1])
-            values.append(np.full(pairs.shape[0], np.nan))
-            kinds.append(np.full(pairs.shape[0], code, np.int16))
-            continue
-        data = number_rows(
+    valued: dict[str, NDArray[np.float64]] = {}
+    for name, json_key in VALUED.items():  # first this process's own part, while the helper reads
+        valued[name] = number_rows(
             conn,
-            ("member_id", "occurred_at", _value_sql(pg, key)),
+            ("member_id", "occurred_at", _value_sql(pg, json_key)),
             "FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",
             (workspace_id, name, now),
             np.float64,
         )
-        members.append(data[:, 0].astype(np.int64))
-        times.append(data[:, 1].astype(np.int64))
-        values.append(data[:, 2])
-        kinds.append(np.full(data.shape[0], code, np.int16))
     felt = number_rows(
         conn,
         ("member_id", "occurred_at", "sentiment"),
@@ -189,6 +171,24 @@ def _all_arrays(
         (workspace_id, now),
         np.float64,
     )
+
+    def read_here(name: str) -> Ints:  # two integer columns, read straight into an int array
+        return number_rows(conn, PAIRS, PAIRS_FROM, (workspace_id, name, now))
+
+    got = pending.collect(read_here) if pending is not None else {name: read_here(name) for name in plain}
+    for code, name in enumerate(cfg.type_names):
+        if name not in VALUED:
+            pairs = got[name]
+            members.append(pairs[:, 0])
+            times.append(pairs[:, 1])
+            values.append(np.full(pairs.shape[0], np.nan))
+            kinds.append(np.full(pairs.shape[0], code, np.int16))
+            continue
+        data = valued[name]
+        members.append(data[:, 0].astype(np.int64))
+        times.append(data[:, 1].astype(np.int64))
+        values.append(data[:, 2])
+        kinds.append(np.full(data.shape[0], code, np.int16))
     member = np.concatenate(members)
     acts = Activities(
         member,
@@ -216,7 +216,7 @@ def _activity_arrays(
 
 def _hand_raises(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
-) -> tuple[Ints, Ints, Ints, NDArray[np.int16]]:
+) -> HandRaiseRows:
     since = now - int(cfg.number("lead", "intent_window_days", positive=True) * DAY_US)
     kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
     rows: list[Any] = []
@@ -264,10 +264,11 @@ def load_inputs(
     with ExitStack() as stack:
         pending = None
         url = conn.engine.url
+        shared = url.database not in (None, "", ":memory:")  # a second process sees the same data
         if (
             subset is None
             and PARALLEL_READ
-            and url.database not in (None, "", ":memory:")
+            and shared
             and _member_count(conn, workspace_id) >= PARALLEL_MIN_MEMBERS
         ):
             plain = [name for name in cfg.type_names if name not in VALUED]
@@ -338,8 +339,7 @@ def _load(
     mates = None
     extra_last: dict[int, int] = {}
     if subset is not None:  # colleagues not reloaded still make an account a customer
-        touched = np.unique(org_row[org_row >= 0])
-        mates = read_org_mates(conn, workspace_id, org_ids[touched].tolist(), member_ids)
+        mates = read_org_mates(conn, workspace_id, _touched(org_ids, org_row), member_ids)
         mate_org = np.searchsorted(org_ids, mates[:, 1].astype(np.int64))
         customer_org[mate_org[mates[:, 5] > 0]] = True
         for row_, when in zip(mate_org.tolist(), mates[:, 6].tolist(), strict=True):
@@ -379,6 +379,12 @@ def _load(
         n_orgs=n_orgs,
     )
     return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, mates)
+
+
+def _touched(org_ids: Ints, org_row: Ints) -> list[int]:
+    """The organizations of the loaded members."""
+    touched: list[int] = org_ids[np.unique(org_row[org_row >= 0])].tolist()
+    return touched
 
 
 def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:

@@ -95,7 +95,7 @@ def test_labels_saved_by_excel_with_a_byte_order_mark_are_read(
         assert conn.execute(select(func.count()).select_from(Score)).scalar_one() == 0
 
 
-def test_reading_half_the_types_in_a_second_process_gives_the_same_scores(
+def test_reading_plain_types_in_a_second_process_gives_the_same_scores(
     engine: Engine, workspace_id: int, people: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from plugin.services import score_inputs
