@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from plugin.db.base import table_of, to_micros, utcnow
 from plugin.db.engine import bulk_transaction
-from plugin.db.models import Activity, Member, MergeLog, ScoreRun
+from plugin.db.models import Activity, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
-from plugin.db.sql import in_values, raw_rows
+from plugin.db.sql import raw_rows
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_others import other_people
@@ -181,9 +181,9 @@ def _utc(when: datetime) -> datetime:
 
 
 def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
-    """Current members with activity stored after ``watermark``: a range scan of the primary key
-    (filtering on the workspace in SQL made SQLite walk a workspace-wide index instead)."""
-    m = Member.__table__.c
+    """Current members with activity stored after ``watermark``: a range scan of the activities'
+    primary key (filtering on the workspace in SQL made SQLite walk a workspace-wide index
+    instead), then which of them are current (not merged away)."""
     with engine.connect() as conn:
         touched: set[int] = set()
         for part in raw_rows(
@@ -192,14 +192,11 @@ def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[
             touched.update(r[0] for r in part if r[1] == workspace_id)
         ids = sorted(touched)
         out: list[int] = []
-        for start in range(0, len(ids), 5_000):
-            part_ids = ids[start : start + 5_000]
-            out += [
-                r[0]
-                for r in conn.execute(
-                    select(m.id).where(in_values(conn, Member.id, part_ids), m.merged_into_id.is_(None))
-                )
-            ]
+        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
+            chunk = ids[start : start + 5_000]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT id FROM members WHERE id IN ({marks}) AND merged_into_id IS NULL"  # noqa: S608
+            out += [r[0] for rows in raw_rows(conn, sql, chunk) for r in rows]
     return sorted(out)
 
 
