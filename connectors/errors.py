@@ -29,3 +29,29 @@ class NoActivity(ConnectorError):
 
 class SignatureError(ConnectorError):
     """A request's signature is missing, malformed, stale or wrong. Never says which secret was tried."""
+
+
+class CrmError(ConnectorError):
+    """A CRM call failed. ``message`` is safe to show: never a token, never a record's content."""
+
+
+class CrmAuthError(CrmError):
+    """The CRM refused the credentials (401/403): the user must reconnect; retrying will not help."""
+
+
+class CrmRateLimited(CrmError):
+    """The CRM's rate limit is reached; ``retry_after`` seconds until the next call may succeed.
+    ``daily`` when it is the daily quota: wait for tomorrow, not seconds."""
+
+    def __init__(self, message: str, retry_after: float, *, daily: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.daily = daily
+
+
+class CrmUnavailable(CrmError):
+    """5xx, a timeout or a dropped connection, still so after the retries: try the run again later."""
+
+
+class CrmRejected(CrmError):
+    """The CRM refused the request as a whole (e.g. an unknown property): fix the mapping or schema."""

@@ -1,0 +1,262 @@
+"""HubSpot, through hubspot-api-client: custom properties, contacts upserted by email in batches.
+
+Shapes, from HubSpot's reference (developers.hubspot.com/docs/api-reference):
+``POST /crm/v3/objects/contacts/batch/upsert`` takes ``inputs`` of ``{id, idProperty, properties}``
+(at most 100), answers 200 with ``results`` (each with ``new``) or 207 with ``errors`` as well;
+one invalid value (a malformed email) can also fail the whole batch with 400 VALIDATION_ERROR
+(seen in the wild: github.com/Atlas-Authority/marketing-automation/issues/174), so a refused
+batch is split in halves until the bad record stands alone. Every response carries
+``X-HubSpot-RateLimit-*`` headers; the adapter keeps under the ten-second window they announce.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectBatchInputUpsert,
+)
+from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
+from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
+
+from connectors.crm.base import CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.retry import Failure, Retrier, Window
+from connectors.errors import CrmRejected
+
+HUBSPOT_BATCH = 100  # inputs per batch call: HubSpot's cap
+GROUP = "flywheel"
+TIMEOUT_S = 15.0
+API_ERRORS = (ContactsApiException, PropertiesApiException)
+NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+_TYPES = {  # PropertySpec.kind -> (type, fieldType) of HubSpot's property model
+    "string": ("string", "text"),
+    "text": ("string", "textarea"),
+    "number": ("number", "number"),
+    "datetime": ("datetime", "date"),
+}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    items = headers.items() if hasattr(headers, "items") else headers
+    for key, value in items:
+        if str(key).lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_text(body: Any) -> tuple[str, str]:
+    """(category, message) of HubSpot's error JSON, or empty strings when it is not JSON."""
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return "", ""
+    return str(data.get("category") or data.get("errorType") or ""), str(data.get("message") or "")
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """HTTP status to action, as a table (the Airbyte way)."""
+    if isinstance(exc, NETWORK_ERRORS):
+        return Failure("transient", f"network: {type(exc).__name__}")
+    status = getattr(exc, "status", None)
+    if status is None:
+        return None
+    category, message = _error_text(getattr(exc, "body", None))
+    text = f"HubSpot {status} {category}: {message}".strip().rstrip(":")
+    if status == 429:
+        policy = _error_policy(getattr(exc, "body", None))
+        retry_after = _int(_header(getattr(exc, "headers", None), "Retry-After"))
+        if policy == "DAILY":
+            return Failure("daily", text, float(retry_after or 0))
+        interval = _int(_header(getattr(exc, "headers", None), "X-HubSpot-RateLimit-Interval-Milliseconds"))
+        wait = retry_after if retry_after is not None else (interval or 1000) / 1000
+        return Failure("rate", text, float(wait))
+    if status in (401, 403):
+        return Failure("auth", text)
+    if status >= 500 or status == 408:
+        return Failure("transient", text)
+    return Failure("rejected", text)
+
+
+def _error_policy(body: Any) -> str:
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else None
+    except ValueError:
+        return ""
+    return str(data.get("policyName") or "") if isinstance(data, dict) else ""
+
+
+class HubSpotAdapter:
+    """One HubSpot account (a private-app or OAuth token). ``host`` points it elsewhere (the
+    sandbox, a proxy); ``sleep`` and ``clock`` are injectable so tests need not wait."""
+
+    batch_size = HUBSPOT_BATCH
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        host: str | None = None,
+        timeout: float = TIMEOUT_S,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        max_attempts: int = 6,
+    ) -> None:
+        config: dict[str, Any] = {"access_token": token}
+        if host:
+            config["host"] = host.rstrip("/")
+        self._client = HubSpot(**config)
+        self._timeout = timeout
+        self.window = Window(clock=clock)
+        self.retrier = Retrier(
+            self.window, classify, API_ERRORS + NETWORK_ERRORS, sleep=sleep, max_attempts=max_attempts
+        )
+        self.calls: Counter[str] = Counter()  # API calls made, by operation (retries included)
+
+    def _call(self, name: str, call: Callable[[], tuple[Any, int, Any]]) -> tuple[Any, int]:
+        def once() -> tuple[Any, int, Any]:
+            self.calls[name] += 1
+            try:
+                got = call()
+            except API_ERRORS as exc:
+                self._learn(getattr(exc, "headers", None))
+                raise
+            self._learn(got[2])
+            return got
+
+        data, status, _ = self.retrier.run(once)
+        return data, status
+
+    def _learn(self, headers: Any) -> None:
+        self.window.learn(
+            _int(_header(headers, "X-HubSpot-RateLimit-Max")),
+            (_int(_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")) or 0) / 1000 or None,
+            _int(_header(headers, "X-HubSpot-RateLimit-Remaining")),
+            _int(_header(headers, "X-HubSpot-RateLimit-Daily-Remaining")),
+        )
+
+    def check(self) -> None:
+        """One cheap authenticated call; raises CrmAuthError or CrmUnavailable, never returns False."""
+        basic = self._client.crm.contacts.basic_api
+        self._call("check", lambda: basic.get_page_with_http_info(limit=1, _request_timeout=self._timeout))
+
+    def ensure_schema(self, specs: Sequence[PropertySpec]) -> SchemaReport:
+        """The ``flywheel`` group and each property on contacts: created when missing, left alone
+        (never changed) when present."""
+        report = SchemaReport()
+        groups = self._client.crm.properties.groups_api
+        core = self._client.crm.properties.core_api
+        have_groups, _ = self._call(
+            "properties.groups",
+            lambda: groups.get_all_with_http_info("contacts", _request_timeout=self._timeout),
+        )
+        if GROUP not in {g.name for g in have_groups.results}:
+            body = PropertyGroupCreate(name=GROUP, label="Flywheel", display_order=-1)
+            self._call(
+                "properties.group_create",
+                lambda: groups.create_with_http_info("contacts", body, _request_timeout=self._timeout),
+            )
+            report.group_created = True
+        have, _ = self._call(
+            "properties.list", lambda: core.get_all_with_http_info("contacts", _request_timeout=self._timeout)
+        )
+        existing = {p.name for p in have.results}
+        for spec in specs:
+            if spec.name in existing:
+                report.present.append(spec.name)
+                continue
+            kind, field_type = _TYPES[spec.kind]
+            prop = PropertyCreate(
+                name=spec.name,
+                label=spec.label,
+                description=spec.description,
+                type=kind,
+                field_type=field_type,
+                group_name=GROUP,
+            )
+            self._call(
+                "properties.create",
+                lambda prop=prop: core.create_with_http_info(
+                    "contacts", prop, _request_timeout=self._timeout
+                ),  # type: ignore[misc]
+            )
+            report.created.append(spec.name)
+        return report
+
+    def upsert_contacts(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        """Create or update contacts by email, at most :data:`HUBSPOT_BATCH` a call; one outcome per
+        record. A batch HubSpot refuses as a whole is split until the refusal is one record's."""
+        out: list[Outcome] = []
+        for start in range(0, len(records), HUBSPOT_BATCH):
+            out += self._upsert_batch(records[start : start + HUBSPOT_BATCH])
+        return out
+
+    def _upsert_batch(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        batch = self._client.crm.contacts.batch_api
+        body = BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id=r.email, id_property="email", properties={**r.properties, "email": r.email}
+                )
+                for r in records
+            ]
+        )
+        try:
+            data, _ = self._call(
+                "contacts.batch_upsert",
+                lambda: batch.upsert_with_http_info(body, _request_timeout=self._timeout),
+            )
+        except CrmRejected as exc:
+            if len(records) == 1:
+                return [Outcome(records[0].key, "failed", reason=str(exc))]
+            half = len(records) // 2
+            return self._upsert_batch(records[:half]) + self._upsert_batch(records[half:])
+        return _outcomes(records, data)
+
+
+def _outcomes(records: Sequence[CrmRecord], data: Any) -> list[Outcome]:
+    by_email: dict[str, Any] = {}
+    for result in data.results or []:
+        email = (result.properties or {}).get("email")
+        if email:
+            by_email[str(email).lower()] = result
+    reasons = _reasons_by_email(getattr(data, "errors", None) or [])
+    out = []
+    for r in records:
+        got = by_email.get(r.email.lower())
+        if got is None:
+            reason = reasons.get(r.email.lower()) or reasons.get("") or "HubSpot returned no result for it"
+            out.append(Outcome(r.key, "failed", reason=reason))
+        else:
+            out.append(Outcome(r.key, "created" if got.new else "updated", crm_id=str(got.id)))
+    return out
+
+
+def _reasons_by_email(errors: Sequence[Any]) -> Mapping[str, str]:
+    """The 207 errors, by the input id (email) their context names; "" for errors naming none."""
+    out: dict[str, str] = {}
+    for err in errors:
+        text = f"{err.category or 'ERROR'}: {err.message or ''}".strip()
+        context = err.context or {}
+        ids = [str(v).lower() for values in context.values() for v in (values or [])]
+        for key in ids or [""]:
+            out.setdefault(key, text)
+    return out
