@@ -6,6 +6,7 @@ import click
 
 from plugin import __version__
 from plugin.cli.admin import db, hooks, init, serve, status
+from plugin.cli.crm import crm
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
@@ -22,7 +23,7 @@ def cli() -> None:
     """
 
 
-for command in (init, db, status, ingest, members, score, scores, evaluate, demo, hooks, serve):
+for command in (init, db, status, ingest, members, score, scores, evaluate, crm, demo, hooks, serve):
     cli.add_command(command)
 
 

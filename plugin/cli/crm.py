@@ -1,0 +1,150 @@
+"""``flywheel crm``: connect a CRM, check it, and sync members' scores onto their CRM records."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import func, select
+
+from connectors.errors import CrmError
+from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
+from plugin.db.models import CrmLink
+from plugin.services.crm_connections import (
+    crm_error,
+    hubspot_adapter,
+    load_connection,
+    save_connection,
+)
+from plugin.services.crm_sync import SyncReport, sync_crm
+
+crm_option = click.option(
+    "--crm", "kind", type=click.Choice(["hubspot", "salesforce"]), default=None, help="Which connection."
+)
+
+
+@click.group()
+def crm() -> None:
+    """CRM connections and syncs (HubSpot; Salesforce to come)."""
+
+
+@crm.group()
+def connect() -> None:
+    """Connect a CRM account to this workspace."""
+
+
+@connect.command("hubspot")
+@click.option(
+    "--token",
+    envvar="FLYWHEEL_HUBSPOT_TOKEN",
+    prompt="HubSpot private-app token",
+    hide_input=True,
+    help="Private-app or OAuth access token (or FLYWHEEL_HUBSPOT_TOKEN; asked for when missing).",
+)
+@click.option("--base-url", default=None, help="Another API host (a sandbox or proxy); default HubSpot's.")
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def connect_hubspot(
+    app: AppContext, token: str, base_url: str | None, workspace: str | None, as_json: bool
+) -> None:
+    """Check the token with one call, then store it encrypted. It is never printed."""
+    from connectors.crm.hubspot import HubSpotAdapter
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    try:
+        HubSpotAdapter(token, host=base_url, max_attempts=3).check()
+    except CrmError as exc:
+        raise crm_error(exc, "hubspot") from exc
+    save_connection(app.engine, app.settings, ws.id, "hubspot", {"token": token}, base_url)
+    result = {"crm": "hubspot", "workspace": ws.slug, "base_url": base_url or "https://api.hubapi.com"}
+    if as_json:
+        app.emit_json(result | {"connected": True})
+        return
+    app.out.print(f"connected HubSpot ({escape(result['base_url'])}) to workspace {escape(ws.slug)}")
+    app.out.print("next: `flywheel crm sync --dry-run` shows what the first sync would write")
+
+
+@crm.command("check")
+@crm_option
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def check(app: AppContext, kind: str | None, workspace: str | None, as_json: bool) -> None:
+    """One authenticated call to the CRM, and how many members are linked."""
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    row = load_connection(app.engine, ws.id, kind)
+    adapter = hubspot_adapter(app.settings, row, max_attempts=3)
+    try:
+        adapter.check()
+    except CrmError as exc:
+        raise crm_error(exc, row.kind) from exc
+    with app.engine.connect() as conn:
+        t = CrmLink.__table__.c
+        linked, failing = conn.execute(
+            select(func.count(), func.count(t.failure)).where(t.connection_id == row.id)
+        ).one()
+    result = {"crm": row.kind, "ok": True, "linked": int(linked), "failing": int(failing)}
+    if as_json:
+        app.emit_json(result)
+        return
+    app.out.print(f"{row.kind}: credentials accepted; {linked:,} members linked, {failing:,} failing")
+
+
+@crm.command("sync")
+@click.option("--dry-run", is_flag=True, help="Print what would change, per member and field; send nothing.")
+@crm_option
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def sync(app: AppContext, dry_run: bool, kind: str | None, workspace: str | None, as_json: bool) -> None:
+    """Send changed members' scores, levels and reasons to the CRM (unchanged ones cost no call)."""
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    with app.progress("syncing members") as update:
+        report = sync_crm(app.engine, app.settings, ws.id, kind=kind, dry_run=dry_run, progress=update)
+    if as_json:
+        app.emit_json(report.as_dict())
+        return
+    print_report(app, report)
+
+
+def print_report(app: AppContext, report: SyncReport) -> None:
+    if report.dry_run:
+        app.out.print(
+            f"dry run: {report.counts.get('would_change', 0):,} members would change, "
+            f"{report.counts.get('unchanged', 0):,} unchanged; nothing was sent"
+        )
+        for change in report.changes[:50]:
+            fields = ", ".join(f"{k}: {v['from']!r} -> {v['to']!r}" for k, v in change["fields"].items())
+            new = " (new contact)" if change["new"] else ""
+            app.out.print(
+                f"  member {change['member_id']} <{escape(change['email'])}>{new}: {escape(fields)}"
+            )
+        if len(report.changes) > 50:
+            app.out.print(f"  ... and {len(report.changes) - 50:,} more (use --json for all)")
+        return
+    table = Table(title=f"{report.kind} sync (run {report.run_id})", title_justify="left")
+    for col in ("created", "updated", "unchanged", "failed", "API calls", "seconds"):
+        table.add_column(col, justify="right")
+    c = report.counts
+    table.add_row(
+        f"{c.get('created', 0):,}",
+        f"{c.get('updated', 0):,}",
+        f"{c.get('unchanged', 0):,}",
+        f"{c.get('failed', 0):,}",
+        f"{sum(report.calls.values()):,}",
+        f"{report.seconds:.1f}",
+    )
+    app.out.print(table)
+    if report.schema and report.schema.created:
+        app.out.print(f"created CRM properties: {', '.join(report.schema.created)}")
+    for f in report.failures:
+        app.out.print(f"  failed: member {f['member_id']}: {escape(str(f['reason']))}")
+    if c.get("failed"):
+        app.out.print("failed members keep their last good state and are sent again on the next sync")

@@ -1,0 +1,153 @@
+"""CRM connections: stored with their credentials encrypted, turned into adapters, and leased so
+that two syncs of one CRM never overlap."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from connectors.crm.hubspot import HubSpotAdapter
+from connectors.errors import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmUnavailable
+from plugin.db.base import utcnow
+from plugin.db.models import CrmConnection
+from plugin.errors import AuthError, FlywheelError, NotFound, PermanentError, TransientError
+from plugin.services.secrets import decrypt, encrypt
+from plugin.settings import Settings
+
+KINDS = ("hubspot", "salesforce")
+LEASE = timedelta(minutes=5)  # renewed after every batch; a dead process's lease runs out
+HubSpotFactory = Callable[..., HubSpotAdapter]
+
+
+def crm_error(exc: CrmError, kind: str) -> FlywheelError:
+    """A connector's CRM error as the plugin's, with what the user should do next."""
+    name = "HubSpot" if kind == "hubspot" else "Salesforce"
+    if isinstance(exc, CrmAuthError):
+        return AuthError(
+            f"{name} refused the credentials: {exc}",
+            hint=f"create a new token and run `flywheel crm connect {kind}` again",
+        )
+    if isinstance(exc, CrmRateLimited) and exc.daily:
+        return TransientError(
+            f"{name}'s daily API limit is reached: {exc}",
+            hint="the sync stopped before failing records; run it again tomorrow or raise the limit",
+        )
+    if isinstance(exc, CrmRateLimited | CrmUnavailable):
+        return TransientError(
+            f"{name} is not answering well: {exc}", hint="run the sync again in a few minutes"
+        )
+    if isinstance(exc, CrmRejected):
+        return PermanentError(
+            f"{name} refused the request: {exc}", hint="check the field mapping and `flywheel crm check`"
+        )
+    return TransientError(
+        f"{name}: {exc}", hint="run the sync again; if it persists, see `flywheel crm check`"
+    )
+
+
+def save_connection(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    kind: str,
+    credentials: dict[str, Any],
+    base_url: str | None,
+) -> CrmConnection:
+    """Store (or replace) the workspace's connection of this kind; credentials encrypted."""
+    sealed = encrypt(settings, orjson.dumps(credentials).decode())
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.scalars(
+            select(CrmConnection).where(
+                CrmConnection.workspace_id == workspace_id, CrmConnection.kind == kind
+            )
+        ).first()
+        if row is None:
+            row = CrmConnection(workspace_id=workspace_id, kind=kind)
+            session.add(row)
+        row.credentials_encrypted = sealed
+        row.base_url = base_url
+        row.checked_at = utcnow()
+    return row
+
+
+def load_connection(engine: Engine, workspace_id: int, kind: str | None = None) -> CrmConnection:
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(CrmConnection).where(CrmConnection.workspace_id == workspace_id)
+        if kind:
+            query = query.where(CrmConnection.kind == kind)
+        rows = session.scalars(query.order_by(CrmConnection.id)).all()
+    if not rows:
+        raise NotFound(
+            f"no {kind or 'CRM'} connection in this workspace",
+            hint="connect one with `flywheel crm connect hubspot --token ...`",
+        )
+    if len(rows) > 1:
+        raise NotFound(
+            "this workspace has several CRM connections",
+            hint="say which with --crm hubspot or --crm salesforce",
+        )
+    return rows[0]
+
+
+def credentials_of(settings: Settings, row: CrmConnection) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(decrypt(settings, row.credentials_encrypted))
+    return data
+
+
+def hubspot_adapter(
+    settings: Settings, row: CrmConnection, factory: HubSpotFactory = HubSpotAdapter, **kwargs: Any
+) -> HubSpotAdapter:
+    return factory(credentials_of(settings, row)["token"], host=row.base_url, **kwargs)
+
+
+def lease_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire_lease(engine: Engine, connection_id: int, holder: str, now: datetime | None = None) -> None:
+    """Take the connection's lease or say who holds it until when."""
+    now = now or utcnow()
+    c = CrmConnection
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(c)
+            .where(
+                c.id == connection_id,
+                or_(c.lock_holder.is_(None), c.lock_expires_at < now, c.lock_holder == holder),
+            )
+            .values(lock_holder=holder, lock_expires_at=now + LEASE)
+        ).rowcount
+        if taken == 1:
+            return
+        row = conn.execute(select(c.lock_holder, c.lock_expires_at).where(c.id == connection_id)).one()
+    raise TransientError(
+        f"another sync of this CRM is running ({row[0]}, lease until {row[1]:%Y-%m-%d %H:%M:%S} UTC)",
+        hint="wait for it to finish; a stopped process's lease runs out by itself at that time",
+    )
+
+
+def renew_lease(conn: Any, connection_id: int, holder: str) -> None:
+    c = CrmConnection
+    conn.execute(
+        update(c)
+        .where(c.id == connection_id, c.lock_holder == holder)
+        .values(lock_expires_at=utcnow() + LEASE)
+    )
+
+
+def release_lease(engine: Engine, connection_id: int, holder: str) -> None:
+    c = CrmConnection
+    with engine.begin() as conn:
+        conn.execute(
+            update(c)
+            .where(c.id == connection_id, c.lock_holder == holder)
+            .values(lock_holder=None, lock_expires_at=None)
+        )

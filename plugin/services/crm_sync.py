@@ -1,0 +1,246 @@
+"""`flywheel crm sync`: members' scores and reasons onto their CRM contacts, changed ones only.
+
+Each member's mapped fields are hashed; a member whose hash equals the one last sent with success
+costs no call. Changed members go in batches of the adapter's cap, and each batch's outcomes are
+stored in their own transaction, so a run killed midway is finished by the next (upserts are by
+email: nothing is created twice). A failed record keeps its last good state, is counted with its
+reason and is sent again next run. A lease keeps two syncs of one CRM from overlapping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connectors.crm.base import CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.errors import CrmError
+from plugin.db.base import utcnow
+from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun
+from plugin.services.crm_connections import (
+    acquire_lease,
+    crm_error,
+    hubspot_adapter,
+    lease_holder,
+    load_connection,
+    release_lease,
+    renew_lease,
+)
+from plugin.services.crm_fields import FieldMap, fields_hash, member_records
+from plugin.settings import Settings
+
+Progress = Callable[[int, int], None]
+MAX_FAILURES_SHOWN = 20
+
+
+class Adapter(Protocol):
+    batch_size: int
+    calls: Counter[str]
+
+    def ensure_schema(self, specs: Sequence[PropertySpec]) -> SchemaReport: ...
+
+    def upsert_contacts(self, records: Sequence[CrmRecord]) -> list[Outcome]: ...
+
+
+@dataclass
+class SyncReport:
+    run_id: int
+    kind: str
+    dry_run: bool
+    counts: Counter[str] = field(default_factory=Counter)  # created, updated, unchanged, failed
+    calls: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    schema: SchemaReport | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)  # member id and reason, first few
+    changes: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would change
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "crm": self.kind,
+            "dry_run": self.dry_run,
+            "counts": {k: self.counts.get(k, 0) for k in ("created", "updated", "unchanged", "failed")},
+            "calls": self.calls,
+            "seconds": round(self.seconds, 2),
+            "schema": None
+            if self.schema is None
+            else {"created": self.schema.created, "present": len(self.schema.present)},
+            "failures": self.failures,
+            "changes": self.changes,
+        }
+
+
+def _links(conn: Connection, connection_id: int) -> dict[int, tuple[str | None, dict[str, Any] | None]]:
+    t = CrmLink.__table__.c
+    rows = conn.execute(select(t.member_id, t.fields_hash, t.fields).where(t.connection_id == connection_id))
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _store(
+    conn: Connection, connection_id: int, batch: Sequence[CrmRecord], outcomes: Sequence[Outcome]
+) -> None:
+    """One batch's outcomes: successes replace the link's state; failures only note why, keeping
+    the last good state (so the member is sent again next run)."""
+    by_key = {r.key: r for r in batch}
+    now = utcnow()
+    good, bad = [], []
+    for o in outcomes:
+        record = by_key[o.key]
+        if o.status == "failed":
+            bad.append(
+                {"connection_id": connection_id, "member_id": int(o.key), "failure": (o.reason or "")[:500]}
+            )
+        else:
+            good.append(
+                {
+                    "connection_id": connection_id,
+                    "member_id": int(o.key),
+                    "crm_object": "contact",
+                    "crm_id": o.crm_id,
+                    "fields_hash": fields_hash(record.email, record.properties),
+                    "fields": {"email": record.email, **record.properties},
+                    "synced_at": now,
+                    "failure": None,
+                    "failures": 0,
+                }
+            )
+    make = _insert(conn)
+    table = CrmLink.__table__
+    if good:
+        stmt = make(table)
+        keep = ("connection_id", "member_id")
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=list(keep),
+                set_={c: getattr(stmt.excluded, c) for c in good[0] if c not in keep},
+            ),
+            good,
+        )
+    if bad:
+        stmt = make(table).values(crm_object="contact", failures=1)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["connection_id", "member_id"],
+                set_={"failure": stmt.excluded.failure, "failures": table.c.failures + 1},
+            ),
+            bad,
+        )
+
+
+def _diff(record: CrmRecord, before: dict[str, Any] | None) -> dict[str, Any]:
+    old = before or {}
+    fields = {k: {"from": old.get(k), "to": v} for k, v in record.properties.items() if old.get(k) != v}
+    gone = {k: {"from": v, "to": None} for k, v in old.items() if k != "email" and k not in record.properties}
+    return {
+        "member_id": int(record.key),
+        "email": record.email,
+        "new": before is None,
+        "fields": fields | gone,
+    }
+
+
+def sync_crm(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    *,
+    kind: str | None = None,
+    dry_run: bool = False,
+    adapter: Adapter | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Send every changed member to the workspace's CRM (or, with ``dry_run``, say what would
+    change, field by field, without a call)."""
+    row = load_connection(engine, workspace_id, kind)
+    crm: Adapter = adapter or hubspot_adapter(settings, row)
+    if dry_run:
+        return _run(engine, workspace_id, row, crm, None, progress)
+    holder = lease_holder()
+    acquire_lease(engine, row.id, holder)
+    try:
+        return _run(engine, workspace_id, row, crm, holder, progress)
+    finally:
+        release_lease(engine, row.id, holder)
+
+
+def _run(
+    engine: Engine,
+    workspace_id: int,
+    row: CrmConnection,
+    crm: Adapter,
+    holder: str | None,
+    progress: Progress | None,
+) -> SyncReport:
+    started = time.perf_counter()
+    dry_run = holder is None
+    mapping = FieldMap.from_settings(row.settings)
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            insert(CrmSyncRun)
+            .values(connection_id=row.id, direction="push", dry_run=dry_run)
+            .returning(CrmSyncRun.id)
+        ).scalar_one()
+    report = SyncReport(run_id, row.kind, dry_run)
+    status, error = "failed", None
+    try:
+        if not dry_run:
+            report.schema = crm.ensure_schema(mapping.specs())
+        with engine.connect() as conn:
+            links = _links(conn, row.id)
+            records = list(member_records(conn, workspace_id, mapping))
+        todo = [
+            r for r in records if fields_hash(r.email, r.properties) != links.get(int(r.key), (None, None))[0]
+        ]
+        report.counts["unchanged"] = len(records) - len(todo)
+        if holder is None:
+            report.changes = [_diff(r, links.get(int(r.key), (None, None))[1]) for r in todo]
+            report.counts["would_change"] = len(todo)
+            status = "done"
+            return report
+        done = 0
+        for start in range(0, len(todo), crm.batch_size):
+            batch = todo[start : start + crm.batch_size]
+            outcomes = crm.upsert_contacts(batch)
+            with engine.begin() as conn:
+                _store(conn, row.id, batch, outcomes)
+                renew_lease(conn, row.id, holder)
+            for o in outcomes:
+                report.counts[o.status] += 1
+                if o.status == "failed" and len(report.failures) < MAX_FAILURES_SHOWN:
+                    report.failures.append({"member_id": int(o.key), "reason": o.reason})
+            done += len(batch)
+            if progress:
+                progress(done, len(todo))
+        status = "done"
+        return report
+    except CrmError as exc:
+        error = str(exc)[:500]
+        raise crm_error(exc, row.kind) from exc
+    finally:
+        report.calls = dict(crm.calls)
+        report.seconds = time.perf_counter() - started
+        with engine.begin() as conn:
+            conn.execute(
+                update(CrmSyncRun)
+                .where(CrmSyncRun.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=utcnow(),
+                    counts=dict(report.counts),
+                    calls=report.calls,
+                    error=error,
+                )
+            )
+            if status == "done" and not dry_run:
+                conn.execute(
+                    update(CrmConnection).where(CrmConnection.id == row.id).values(checked_at=utcnow())
+                )
