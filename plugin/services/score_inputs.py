@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, func, select
 
-from plugin.db.models import Member, Organization
-from plugin.db.sql import in_values, number_rows, raw_rows
+from plugin.db.models import Member
+from plugin.db.sql import number_rows, raw_rows
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
 from scoring.churn import ChurnContext
@@ -297,18 +297,19 @@ def _load(
     members = _members(conn, workspace_id, subset)
     member_ids = np.array([r[0] for r in members], dtype=np.int64)
     n = member_ids.size
-    o = Organization.__table__.c
-    query = select(o.id, o.size, o.industry).where(o.workspace_id == workspace_id).order_by(o.id)
+    sql = "SELECT id, size, industry FROM organizations WHERE workspace_id = ?"
+    orgs: list[Any] = []
     if subset is not None:  # only the few members' own organizations (account signals are per org)
         wanted = sorted({r[4] for r in members if r[4] is not None})
-        orgs: list[Any] = []
         for start in range(0, len(wanted), 5_000):
-            orgs += conn.execute(
-                query.where(in_values(conn, Organization.id, wanted[start : start + 5_000]))
-            ).all()
+            part = wanted[start : start + 5_000]
+            for rows in raw_rows(
+                conn, f"{sql} AND id IN ({', '.join('?' * len(part))})", (workspace_id, *part)
+            ):
+                orgs += rows
         orgs.sort(key=lambda r: r[0])
     else:
-        orgs = list(conn.execute(query))
+        orgs = [r for rows in raw_rows(conn, sql + " ORDER BY id", (workspace_id,)) for r in rows]
     org_ids = np.array([r[0] for r in orgs], dtype=np.int64)
     org_of = np.array([r[4] if r[4] is not None else -1 for r in members], dtype=np.int64)
     org_row = np.where(org_of >= 0, np.searchsorted(org_ids, org_of), -1)

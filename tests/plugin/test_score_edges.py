@@ -152,3 +152,16 @@ def test_a_members_profile_shows_their_scores_with_reasons(
     assert lead["hot"] and lead["triggers"] and all(r.endswith(")") for r in lead["reasons"])
     text = runner.invoke(cli, ["members", "show", "dana@bigco.io"]).output
     assert "lead score:" in text and "HOT" in text
+
+
+def test_a_lead_who_buys_loses_the_lead_score_and_gets_a_churn_score_in_an_incremental_run(
+    engine: Engine, workspace_id: int, people: dict[str, int]
+) -> None:
+    score(engine, workspace_id)
+    rex = people["rex"]
+    assert rex in stored(engine, "lead") and rex not in stored(engine, "churn")
+    ingest(engine, workspace_id, [act("rex-buys", "rex", "purchase", 0.5, properties={"amount": 490})])
+    again = score(engine, workspace_id)
+    assert again.mode == "incremental" and again.members_scored == 1
+    assert rex not in stored(engine, "lead") and rex in stored(engine, "churn")
+    assert len(stored(engine, "advocate")) == len(people)  # nobody else's rows went
