@@ -42,3 +42,29 @@ class SchemaReport:
     created: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     group_created: bool = False
+
+
+@dataclass(frozen=True)
+class CrmContact:
+    """A contact (or Salesforce Contact/Lead) as read back: who owns it and where it stands."""
+
+    crm_id: str
+    email: str | None
+    lifecycle_stage: str | None
+    owner_id: str | None
+    company_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CrmDeal:
+    """A deal (opportunity) as read back, with the contacts and companies it is associated with."""
+
+    crm_id: str
+    name: str | None
+    stage: str | None
+    won: bool
+    closed: bool
+    amount: float | None
+    close_date: str | None  # ISO date or time, as the CRM gives it
+    contact_ids: tuple[str, ...] = ()
+    company_ids: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import urllib3
@@ -24,17 +24,19 @@ from hubspot.crm.contacts import (
     SimplePublicObjectBatchInputUpsert,
 )
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
+from hubspot.crm.deals.exceptions import ApiException as DealsApiException
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
-from connectors.crm.base import CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import CrmContact, CrmDeal, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.crm.retry import Failure, Retrier, Window
 from connectors.errors import CrmRejected
 
 HUBSPOT_BATCH = 100  # inputs per batch call: HubSpot's cap
+PAGE = 100  # records per page of a list read (HubSpot's maximum)
 GROUP = "flywheel"
 TIMEOUT_S = 15.0
-API_ERRORS = (ContactsApiException, PropertiesApiException)
+API_ERRORS = (ContactsApiException, PropertiesApiException, DealsApiException)
 NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _TYPES = {  # PropertySpec.kind -> (type, fieldType) of HubSpot's property model
     "string": ("string", "text"),
@@ -230,6 +232,77 @@ class HubSpotAdapter:
             half = len(records) // 2
             return self._upsert_batch(records[:half]) + self._upsert_batch(records[half:])
         return _outcomes(records, data)
+
+    def _pages(
+        self, name: str, api: Any, properties: Sequence[str], associations: Sequence[str]
+    ) -> Iterator[Any]:
+        """Every record of one object type, a page of :data:`PAGE` at a time (``paging.next.after``)."""
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "limit": PAGE,
+                "properties": list(properties),
+                "_request_timeout": self._timeout,
+            }
+            if associations:
+                kwargs["associations"] = list(associations)
+            if after:
+                kwargs["after"] = after
+            page, _ = self._call(name, lambda kwargs=kwargs: api.get_page_with_http_info(**kwargs))  # type: ignore[misc]
+            yield from page.results or []
+            nxt = page.paging.next if page.paging is not None else None
+            if nxt is None or not nxt.after:
+                return
+            after = str(nxt.after)
+
+    def read_contacts(self) -> Iterator[CrmContact]:
+        api = self._client.crm.contacts.basic_api
+        for r in self._pages(
+            "contacts.list", api, ("email", "lifecyclestage", "hubspot_owner_id"), ("companies",)
+        ):
+            props = r.properties or {}
+            yield CrmContact(
+                str(r.id),
+                props.get("email"),
+                props.get("lifecyclestage") or None,
+                props.get("hubspot_owner_id") or None,
+                _associated(r, "companies"),
+            )
+
+    def read_deals(self) -> Iterator[CrmDeal]:
+        """Deals with their stage and associations. Won: ``hs_is_closed_won`` where HubSpot sets it,
+        else the default pipeline's ``closedwon`` stage."""
+        api = self._client.crm.deals.basic_api
+        names = ("dealname", "dealstage", "amount", "closedate", "hs_is_closed_won", "hs_is_closed")
+        for r in self._pages("deals.list", api, names, ("contacts", "companies")):
+            props = r.properties or {}
+            stage = props.get("dealstage") or None
+            won_flag = props.get("hs_is_closed_won")
+            won = won_flag == "true" if won_flag is not None else stage == "closedwon"
+            closed_flag = props.get("hs_is_closed")
+            closed = (
+                closed_flag == "true" if closed_flag is not None else stage in ("closedwon", "closedlost")
+            )
+            try:
+                amount = float(props["amount"]) if props.get("amount") not in (None, "") else None
+            except ValueError:
+                amount = None
+            yield CrmDeal(
+                str(r.id),
+                props.get("dealname"),
+                stage,
+                won,
+                closed,
+                amount,
+                props.get("closedate") or None,
+                _associated(r, "contacts"),
+                _associated(r, "companies"),
+            )
+
+
+def _associated(record: Any, kind: str) -> tuple[str, ...]:
+    found = (getattr(record, "associations", None) or {}).get(kind)
+    return tuple(str(a.id) for a in (found.results or [])) if found is not None else ()
 
 
 def _outcomes(records: Sequence[CrmRecord], data: Any) -> list[Outcome]:

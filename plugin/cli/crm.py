@@ -148,3 +148,31 @@ def print_report(app: AppContext, report: SyncReport) -> None:
         app.out.print(f"  failed: member {f['member_id']}: {escape(str(f['reason']))}")
     if c.get("failed"):
         app.out.print("failed members keep their last good state and are sent again on the next sync")
+
+
+@crm.command("pull")
+@crm_option
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def pull(app: AppContext, kind: str | None, workspace: str | None, as_json: bool) -> None:
+    """Read back contacts' lifecycle stage and owner, and deals: a won deal makes its people customers."""
+    from plugin.services.crm_pull import pull_crm
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    with app.progress("reading the CRM") as update:
+        report = pull_crm(app.engine, app.settings, ws.id, kind=kind, progress=update)
+    if as_json:
+        app.emit_json(report.as_dict())
+        return
+    c = report.counts
+    app.out.print(
+        f"{report.kind}: {c.get('contacts', 0):,} contacts read ({c.get('linked', 0):,} are members), "
+        f"{c.get('deals', 0):,} deals ({c.get('won_deals', 0):,} won); "
+        f"{c.get('stages_changed', 0):,} members' lifecycle changed, {c.get('made_customers', 0):,} became "
+        f"customers; {sum(report.calls.values()):,} API calls in {report.seconds:.1f} s"
+    )
+    if c.get("stages_changed"):
+        app.out.print("next: `flywheel score` rescores everyone with their new stages")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Column, ColumnElement, Connection, Integer, String, Table, any_, bindparam, cast
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -26,6 +27,11 @@ def in_values(
         param = bindparam(None, list(values), type_=ARRAY(element))
         return column == any_(cast(param, ARRAY(element)))
     return column.in_(values)
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The dialect's own ``insert`` (with ``on_conflict_do_update``): SQLite's or PostgreSQL's."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

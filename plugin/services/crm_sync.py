@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.crm.base import CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun
+from plugin.db.sql import dialect_insert
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
@@ -81,10 +81,6 @@ def _links(conn: Connection, connection_id: int) -> dict[int, tuple[str | None, 
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 def _store(
     conn: Connection, connection_id: int, batch: Sequence[CrmRecord], outcomes: Sequence[Outcome]
 ) -> None:
@@ -113,7 +109,7 @@ def _store(
                     "failures": 0,
                 }
             )
-    make = _insert(conn)
+    make = dialect_insert(conn)
     table = CrmLink.__table__
     if good:
         stmt = make(table)

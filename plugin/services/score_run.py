@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from plugin.db.base import table_of, to_micros, utcnow
 from plugin.db.engine import bulk_transaction
-from plugin.db.models import Activity, MergeLog, ScoreRun
+from plugin.db.models import Activity, CrmConnection, CrmSyncRun, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import raw_rows
 from plugin.errors import ValidationFailed
@@ -120,6 +120,24 @@ def _merged_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
         )
 
 
+def _stages_pulled_since(engine: Engine, workspace_id: int, since: datetime) -> bool:
+    """Whether a `crm pull` changed lifecycle stages since ``since``: customers and leads are
+    scored apart, and who is one changed for people with no new activity."""
+    r, c = CrmSyncRun, CrmConnection
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(r.counts)
+            .join(c, c.id == r.connection_id)
+            .where(
+                c.workspace_id == workspace_id,
+                r.direction == "pull",
+                r.status == "done",
+                r.started_at >= since,
+            )
+        ).all()
+    return any((counts or {}).get("stages_changed") for (counts,) in rows)
+
+
 def _last_full(engine: Engine, workspace_id: int) -> datetime | None:
     """When the last finished full pass started."""
     with engine.connect() as conn:
@@ -160,6 +178,8 @@ def _choose_mode(
         return "full", f"run {last.id} kept no activity model or level cut-offs"
     if _merged_since(engine, workspace_id, last.started_at):
         return "full", f"members were merged or split since run {last.id}"
+    if _stages_pulled_since(engine, workspace_id, last.started_at):
+        return "full", f"the CRM changed members' lifecycle stages since run {last.id}"
     every = cfg.number("runs", "full_every_hours", positive=True)
     full_at = _last_full(engine, workspace_id)
     if full_at is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import Base, UTCDateTime, utcnow
@@ -49,6 +49,8 @@ class CrmLink(Base):
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure: Mapped[str | None] = mapped_column(String(500))
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    crm_stage: Mapped[str | None] = mapped_column(String(64))  # as read back by `crm pull`
+    owner_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class CrmSyncRun(Base):
@@ -68,3 +70,24 @@ class CrmSyncRun(Base):
     counts: Mapped[dict[str, Any] | None] = mapped_column(Json)
     calls: Mapped[dict[str, Any] | None] = mapped_column(Json)
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class CrmDeal(Base):
+    """A deal (opportunity) read back from the CRM, with the members it is associated with: what
+    makes a member a customer, and later what converts a referral or dates a renewal."""
+
+    __tablename__ = "crm_deals"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("crm_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    crm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    won: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount: Mapped[float | None] = mapped_column(Float)
+    close_date: Mapped[str | None] = mapped_column(String(40))
+    member_ids: Mapped[list[int] | None] = mapped_column(Json)
+    company_ids: Mapped[list[str] | None] = mapped_column(Json)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

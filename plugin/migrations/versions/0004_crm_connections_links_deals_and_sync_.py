@@ -1,8 +1,8 @@
-"""crm connections, links and sync runs
+"""crm connections, links, deals and sync runs
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-02 06:28:21.070985
+Create Date: 2026-12-02 06:31:51.452483
 """
 
 from __future__ import annotations
@@ -33,6 +33,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_crm_connections')),
     sa.UniqueConstraint('workspace_id', 'kind', name=op.f('uq_crm_connections_workspace_id_kind'))
     )
+    op.create_table('crm_deals',
+    sa.Column('connection_id', sa.Integer(), nullable=False),
+    sa.Column('crm_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('stage', sa.String(length=64), nullable=True),
+    sa.Column('won', sa.Boolean(), nullable=False),
+    sa.Column('closed', sa.Boolean(), nullable=False),
+    sa.Column('amount', sa.Float(), nullable=True),
+    sa.Column('close_date', sa.String(length=40), nullable=True),
+    sa.Column('member_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('company_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('read_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['crm_connections.id'], name=op.f('fk_crm_deals_connection_id_crm_connections'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('connection_id', 'crm_id', name=op.f('pk_crm_deals'))
+    )
     op.create_table('crm_sync_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('connection_id', sa.Integer(), nullable=False),
@@ -60,6 +75,8 @@ def upgrade() -> None:
     sa.Column('synced_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('failure', sa.String(length=500), nullable=True),
     sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('crm_stage', sa.String(length=64), nullable=True),
+    sa.Column('owner_id', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['connection_id'], ['crm_connections.id'], name=op.f('fk_crm_links_connection_id_crm_connections'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_crm_links_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('connection_id', 'member_id', name=op.f('pk_crm_links'))
@@ -74,5 +91,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_crm_sync_runs_connection_id'))
 
     op.drop_table('crm_sync_runs')
+    op.drop_table('crm_deals')
     op.drop_table('crm_connections')
     # ### end Alembic commands ###
