@@ -1,0 +1,160 @@
+"""CRM sync as a sales rep and an admin see it: scores land on contacts, nothing is sent twice,
+failures and interruptions lose nothing, two syncs never overlap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from connectors.crm.base import CrmDeal
+from plugin.db.base import utcnow
+from plugin.db.models import CrmConnection, CrmLink, Member
+from plugin.errors import NotFound, TransientError
+from plugin.services.crm_connections import acquire_lease, save_connection
+from plugin.services.crm_pull import pull_crm
+from plugin.services.crm_sync import sync_crm
+from plugin.settings import Settings
+from tests.plugin.crm_helpers import Killed, MemoryCrm
+from tests.plugin.test_score import PEOPLE, act, ingest, score, stored
+
+EMAILS = {p["email"] for p in PEOPLE.values()}
+
+
+@pytest.fixture
+def crm(engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int]) -> MemoryCrm:
+    score(engine, workspace_id)
+    save_connection(engine, settings, workspace_id, "hubspot", {"token": "pat-na1-secret"}, None)
+    return MemoryCrm()
+
+
+def sync(engine: Engine, settings: Settings, workspace_id: int, crm: MemoryCrm, **kw: Any) -> Any:
+    return sync_crm(engine, settings, workspace_id, adapter=crm, **kw)
+
+
+def test_first_sync_puts_every_member_with_scores_and_reasons_then_a_resync_sends_nothing(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    first = sync(engine, settings, workspace_id, crm)
+    assert first.counts["created"] == len(PEOPLE) and set(crm.contacts) == EMAILS
+    assert crm.calls["contacts.batch_upsert"] == 1  # 28 members: one batch
+    ann = crm.contacts["ann@gmail.com"]
+    advocate = stored(engine, "advocate")[people["ann"]]
+    assert ann["flywheel_advocate_level"] == advocate.label
+    assert float(ann["flywheel_advocate_score"]) == pytest.approx(advocate.score, abs=0.05)
+    assert ann["flywheel_reasons"].startswith("Advocate: ") and ann["firstname"] == "Ann"
+    assert crm.contacts["dana@bigco.io"]["flywheel_lead_hot"] == "true"  # asked about pricing
+    assert "flywheel_churn_band" in crm.contacts["cara@custco.io"]
+    again = sync(engine, settings, workspace_id, crm)
+    assert again.counts["unchanged"] == len(PEOPLE) and again.counts["created"] == 0
+    assert crm.calls["contacts.batch_upsert"] == 1  # the re-sync made no write call
+
+
+def test_only_members_whose_fields_changed_are_sent(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    sync(engine, settings, workspace_id, crm)
+    ingest(engine, workspace_id, [act("rex-answer", "rex", "answer_accepted", 0.1)])
+    score(engine, workspace_id)
+    report = sync(engine, settings, workspace_id, crm)
+    assert report.counts["updated"] >= 1 and report.counts["created"] == 0
+    assert report.counts["updated"] + report.counts["unchanged"] == len(PEOPLE)
+    assert report.counts["updated"] < 5  # rex (and at most the few whose account signal moved)
+
+
+def test_a_refused_record_fails_alone_keeps_its_reason_and_is_retried_next_time(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    crm.refuse["rex@gmail.com"] = "VALIDATION_ERROR: Email address rex@gmail.com is invalid"
+    report = sync(engine, settings, workspace_id, crm)
+    assert report.counts["failed"] == 1 and report.counts["created"] == len(PEOPLE) - 1
+    assert report.failures == [{"member_id": people["rex"], "reason": crm.refuse["rex@gmail.com"]}]
+    with engine.connect() as conn:
+        link = conn.execute(select(CrmLink).where(CrmLink.member_id == people["rex"])).one()
+    assert link.failure and link.failures == 1 and link.fields_hash is None
+    del crm.refuse["rex@gmail.com"]
+    retry = sync(engine, settings, workspace_id, crm)
+    assert (retry.counts["created"], retry.counts["unchanged"]) == (1, len(PEOPLE) - 1)
+
+
+def test_a_run_killed_midway_is_finished_by_the_next_without_duplicates(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    crm.batch_size = 10
+    crm.die_after_batches = 2
+    with pytest.raises(Killed):
+        sync(engine, settings, workspace_id, crm)
+    assert len(crm.contacts) == 20
+    # The dead run's lease outlives it until it expires; a restart after that takes over.
+    with engine.begin() as conn:
+        conn.execute(
+            update(CrmConnection).values(
+                lock_holder="dead:1:x", lock_expires_at=utcnow() - timedelta(seconds=1)
+            )
+        )
+    crm.die_after_batches = None
+    report = sync(engine, settings, workspace_id, crm)
+    assert report.counts["created"] == len(PEOPLE) - 20 and report.counts["unchanged"] == 20
+    assert set(crm.contacts) == EMAILS and crm.calls["contacts.batch_upsert"] == 2 + 1
+
+
+def test_two_syncs_of_one_crm_never_overlap(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    with engine.connect() as conn:
+        connection_id = conn.execute(select(CrmConnection.id)).scalar_one()
+    acquire_lease(engine, connection_id, "other-host:42:abc")
+    with pytest.raises(TransientError, match="another sync of this CRM is running") as caught:
+        sync(engine, settings, workspace_id, crm)
+    assert caught.value.hint and "runs out by itself" in caught.value.hint
+    assert crm.calls["contacts.batch_upsert"] == 0
+
+
+def test_a_dry_run_says_what_would_change_field_by_field_and_sends_nothing(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    sync(engine, settings, workspace_id, crm)
+    ingest(engine, workspace_id, [act("rex-answer", "rex", "answer_accepted", 0.1)])
+    score(engine, workspace_id)
+    calls = sum(crm.calls.values())
+    report = sync(engine, settings, workspace_id, crm, dry_run=True)
+    assert sum(crm.calls.values()) == calls
+    rex = next(c for c in report.changes if c["member_id"] == people["rex"])
+    assert not rex["new"] and "flywheel_advocate_score" in rex["fields"]
+    before = rex["fields"]["flywheel_advocate_score"]
+    assert float(before["to"]) > float(before["from"])
+    assert sync(engine, settings, workspace_id, crm).counts["updated"] == report.counts["would_change"]
+
+
+def test_without_a_connection_the_user_is_told_how_to_connect(
+    engine: Engine, settings: Settings, workspace_id: int
+) -> None:
+    with pytest.raises(NotFound) as caught:
+        sync_crm(engine, settings, workspace_id, adapter=MemoryCrm())
+    assert caught.value.hint and "flywheel crm connect hubspot" in caught.value.hint
+
+
+def test_a_won_deal_in_the_crm_makes_the_member_a_customer_scored_for_churn(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    sync(engine, settings, workspace_id, crm)
+    dana = people["cto"]
+    assert dana in stored(engine, "lead") and dana not in stored(engine, "churn")
+    crm.contacts["ann@gmail.com"]["lifecyclestage"] = "evangelist"
+    dana_id = crm.contacts["dana@bigco.io"]["id"]
+    crm.deals.append(
+        CrmDeal("9001", "BigCo platform", "closedwon", True, True, 48000.0, "2026-05-30", (dana_id,))
+    )
+    crm.deals.append(
+        CrmDeal("9002", "Side deal", "appointmentscheduled", False, False, None, None, (dana_id,))
+    )
+    report = pull_crm(engine, settings, workspace_id, adapter=crm)
+    assert report.counts["won_deals"] == 1 and report.counts["made_customers"] == 1
+    with engine.connect() as conn:
+        stages = dict(conn.execute(select(Member.id, Member.lifecycle_stage)).all())
+    assert stages[dana] == "customer" and stages[people["ann"]] == "evangelist"
+    rescore = score(engine, workspace_id)
+    assert rescore.mode == "full" and "lifecycle" in rescore.why
+    assert dana in stored(engine, "churn") and dana not in stored(engine, "lead")
