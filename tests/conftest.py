@@ -21,6 +21,8 @@ from plugin.db.engine import make_engine
 from plugin.db.migrate import upgrade
 from plugin.settings import Settings, load_settings
 
+pytest_plugins = ["tests.fakes.hubspot", "pytester"]  # the hubspot_fake fixture; pytester
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # CI clones main with shared/ beside it; a developer's checkout may differ
     SHARED = Path(os.environ.get("FLYWHEEL_SHARED_DIR", SHARED))

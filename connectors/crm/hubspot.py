@@ -216,7 +216,10 @@ class HubSpotAdapter:
         body = BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
                 SimplePublicObjectBatchInputUpsert(
-                    id=r.email, id_property="email", properties={**r.properties, "email": r.email}
+                    id=r.email,
+                    id_property="email",
+                    object_write_trace_id=r.key,  # asks for 207 partial results, naming each input
+                    properties={**r.properties, "email": r.email},
                 )
                 for r in records
             ]
@@ -306,30 +309,35 @@ def _associated(record: Any, kind: str) -> tuple[str, ...]:
 
 
 def _outcomes(records: Sequence[CrmRecord], data: Any) -> list[Outcome]:
+    """One outcome per record: results and 207 errors name their input by the trace id we gave it
+    (the record's key); by email as a fallback for results that do not echo it."""
+    by_trace: dict[str, Any] = {}
     by_email: dict[str, Any] = {}
     for result in data.results or []:
+        if result.object_write_trace_id:
+            by_trace[str(result.object_write_trace_id)] = result
         email = (result.properties or {}).get("email")
         if email:
             by_email[str(email).lower()] = result
-    reasons = _reasons_by_email(getattr(data, "errors", None) or [])
+    reasons = _reasons_by_trace(getattr(data, "errors", None) or [])
     out = []
     for r in records:
-        got = by_email.get(r.email.lower())
+        got = by_trace.get(r.key) or by_email.get(r.email.lower())
         if got is None:
-            reason = reasons.get(r.email.lower()) or reasons.get("") or "HubSpot returned no result for it"
+            reason = reasons.get(r.key) or reasons.get("") or "HubSpot returned no result for it"
             out.append(Outcome(r.key, "failed", reason=reason))
         else:
             out.append(Outcome(r.key, "created" if got.new else "updated", crm_id=str(got.id)))
     return out
 
 
-def _reasons_by_email(errors: Sequence[Any]) -> Mapping[str, str]:
-    """The 207 errors, by the input id (email) their context names; "" for errors naming none."""
+def _reasons_by_trace(errors: Sequence[Any]) -> Mapping[str, str]:
+    """The 207 errors by the ``objectWriteTraceId`` their context names; "" for errors naming none."""
     out: dict[str, str] = {}
     for err in errors:
         text = f"{err.category or 'ERROR'}: {err.message or ''}".strip()
         context = err.context or {}
-        ids = [str(v).lower() for values in context.values() for v in (values or [])]
-        for key in ids or [""]:
+        traces = [str(v) for v in (context.get("objectWriteTraceId") or [])]
+        for key in traces or [""]:
             out.setdefault(key, text)
     return out

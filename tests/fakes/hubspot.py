@@ -4,7 +4,7 @@ The sandbox already answers like HubSpot (state, auth, rate limits); the fake ad
 test cannot provoke on demand: for the Nth matching call, or the next K, a 429 with the rate-limit
 headers and ``Retry-After``, a 5xx with HubSpot's error body, or a slow answer that outlasts the
 client's timeout. ``expect(...)`` names calls that must come; the ``hubspot_fake`` fixture fails
-the test at teardown when one never did. Use it with ``pytest_plugins = ["tests.fakes.hubspot"]``.
+the test at teardown when one never did. tests/conftest.py registers it as a plugin for every test.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ from plugin.sandbox.hubspot_store import HubSpotStore
 if TYPE_CHECKING:  # imported by pytest as a plugin (below); importing it here first would skip that
     from tests.fakes.hubspot import HubSpotFake
 
-pytest_plugins = ["tests.fakes.hubspot", "pytester"]
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
 TOKEN = "tok"

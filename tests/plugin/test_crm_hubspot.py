@@ -1,0 +1,153 @@
+"""CRM sync over the wire: the real hubspot-api-client against the HubSpot fake, faults injected.
+
+Acceptance of the CRM sync issue, HubSpot side: 10,000 members synced through 429s, 5xx and a
+timeout, each present once with the right values, within the call bounds; an immediate re-sync
+makes no write call; no secret reaches a log line; a won deal read back makes a customer."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, select
+
+from connectors.crm.hubspot import HubSpotAdapter
+from plugin.cli import cli
+from plugin.db.models import Member, Score
+from plugin.services.crm_connections import save_connection
+from plugin.services.crm_pull import pull_crm
+from plugin.services.crm_sync import sync_crm
+from plugin.settings import Settings
+from tests.fakes.hubspot import HubSpotFake
+from tests.plugin.helpers import record
+from tests.plugin.test_score import ingest, score
+
+UPSERT = ("POST", "/crm/v3/objects/contacts/batch/upsert")
+N = 10_000
+
+
+def members(engine: Engine, workspace_id: int, n: int) -> None:
+    rows = [
+        record(f"p{i}-{k}", kind=kind, when=f"2026-05-{1 + (i + k) % 28:02d}T10:00:00Z",
+               email=f"person{i}@corp{i % 97}.io", name=f"Person {i}")
+        for i in range(n)
+        for k, kind in enumerate(("post", "answer") if i % 3 else ("reaction",))
+    ]  # fmt: skip
+    ingest(engine, workspace_id, rows)
+    score(engine, workspace_id)
+
+
+def adapter(fake: HubSpotFake, **kw: Any) -> HubSpotAdapter:
+    return HubSpotAdapter(fake.token, host=fake.base_url, timeout=3.0, **kw)
+
+
+@pytest.mark.slow
+def test_ten_thousand_members_sync_through_429s_5xx_and_a_timeout_once_each_with_the_right_values(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    hubspot_fake: HubSpotFake,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    members(engine, workspace_id, N)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    hubspot_fake.rate_limit(*UPSERT, nth=3, retry_after_s=1)
+    hubspot_fake.fail(*UPSERT, status=503, nth=10)
+    hubspot_fake.fail(*UPSERT, status=502, nth=40)
+    hubspot_fake.slow(*UPSERT, seconds=3.5, nth=60)  # outlasts the 3 s timeout; the write lands anyway
+    hubspot_fake.expect("POST", "/crm/v3/properties/contacts")  # the flywheel properties were created
+    report = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+
+    batches = math.ceil(N / 100)
+    # A timed-out batch may land before or after its retry: "created" or "updated", never twice.
+    assert report.counts["created"] + report.counts["updated"] == N and report.counts["failed"] == 0
+    contacts = hubspot_fake.contacts_by_email()
+    assert len(contacts) == N  # once each: the retried batches (incl. the one that landed) made no duplicate
+    with engine.connect() as conn:
+        want = dict(
+            conn.execute(
+                select(Member.primary_email, Score.label).join(Score, Score.subject_id == Member.id)
+                .where(Score.kind == "advocate")
+            ).all()
+        )  # fmt: skip
+    assert {e: c["properties"]["flywheel_advocate_level"] for e, c in contacts.items()} == want
+    # One call per 100 members, plus one retry for each of the four injected faults.
+    assert hubspot_fake.count(*UPSERT) == batches + 4
+    assert report.calls["contacts.batch_upsert"] == batches + 4
+
+    again = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    assert again.counts["unchanged"] == N and hubspot_fake.count(*UPSERT) == batches + 4
+    assert all(hubspot_fake.token not in line for line in caplog.text.splitlines())
+
+
+def test_a_record_hubspot_refuses_fails_alone_with_hubspots_reason(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    members(engine, workspace_id, 150)
+    with engine.begin() as conn:
+        conn.execute(Member.__table__.update().where(Member.primary_email == "person7@corp7.io")
+                     .values(primary_email="person7@corp7"))  # fmt: skip
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    report = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    assert (report.counts["created"], report.counts["failed"]) == (149, 1)
+    assert (
+        "INVALID_EMAIL" in (report.failures[0]["reason"] or "")
+        or "email" in report.failures[0]["reason"].lower()
+    )
+    assert hubspot_fake.count(*UPSERT) == 2  # 207: the bad input named, the rest stored, no split needed
+
+
+def test_connect_checks_the_token_stores_it_encrypted_and_never_prints_it(
+    engine: Engine, workspace_id: int, hubspot_fake: HubSpotFake, runner: CliRunner
+) -> None:
+    bad = runner.invoke(
+        cli, ["crm", "connect", "hubspot", "--token", "wrong-token", "--base-url", hubspot_fake.base_url]
+    )
+    assert bad.exit_code == 3 and "refused the credentials" in bad.stderr and "wrong-token" not in bad.output
+    ok = runner.invoke(
+        cli, ["crm", "connect", "hubspot", "--base-url", hubspot_fake.base_url, "--json"],
+        env={"FLYWHEEL_HUBSPOT_TOKEN": hubspot_fake.token},
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert hubspot_fake.token not in ok.output
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT credentials_encrypted FROM crm_connections").scalar_one()
+    assert hubspot_fake.token not in stored
+    checked = runner.invoke(cli, ["crm", "check", "--json"])
+    assert checked.exit_code == 0 and '"ok": true' in checked.output
+
+
+def test_sync_and_pull_through_the_cli_a_won_deal_makes_a_customer(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake, runner: CliRunner
+) -> None:
+    members(engine, workspace_id, 30)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    dry = runner.invoke(cli, ["crm", "sync", "--dry-run"])
+    assert dry.exit_code == 0 and "30 members would change" in dry.output
+    assert hubspot_fake.count(*UPSERT) == 0
+    done = runner.invoke(cli, ["crm", "sync"])
+    assert done.exit_code == 0 and "created" in done.output, done.output
+    buyer = hubspot_fake.contact("person4@corp4.io")
+    assert buyer is not None
+    hubspot_fake.store.create(
+        "deals",
+        {"dealname": "Corp4 annual", "dealstage": "closedwon", "amount": "12000", "pipeline": "default"},
+        associations=[("contacts", buyer["id"])],
+    )
+    pulled = pull_crm(engine, settings, workspace_id)
+    assert pulled.counts["won_deals"] == 1 and pulled.counts["made_customers"] == 1
+    with engine.connect() as conn:
+        stage = conn.execute(
+            select(Member.lifecycle_stage).where(Member.primary_email == "person4@corp4.io")
+        ).scalar_one()
+    assert stage == "customer"
