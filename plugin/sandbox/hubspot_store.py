@@ -263,6 +263,7 @@ class HubSpotStore:
         }
         self._links: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
         self._lists: dict[str, ManualList] = {}
+        self._emails: dict[str, str] = {}  # contacts by lowercased email: upserts stay O(1) at scale
 
     # -- records -------------------------------------------------------------------------------
 
@@ -302,6 +303,15 @@ class HubSpotStore:
         wanted = value.strip().lower()
         if not wanted:
             return None
+        if kind == "contacts" and prop == "email":
+            hit = self._records[kind].get(self._emails.get(wanted, ""))
+            if (
+                hit is not None
+                and not hit.archived
+                and hit.properties.get("email", "").strip().lower() == wanted
+            ):
+                return hit
+            return None
         for record in self._records[kind].values():
             if not record.archived and record.properties.get(prop, "").strip().lower() == wanted:
                 return record
@@ -322,12 +332,19 @@ class HubSpotStore:
         created, modified = _SYSTEM[kind]
         record.properties.update({"hs_object_id": record.id, created: utc_iso(now), modified: utc_iso(now)})
         self._records[kind][record.id] = record
+        self._index(kind, record)
         return record
+
+    def _index(self, kind: str, record: Record) -> None:
+        email = record.properties.get("email", "").strip().lower() if kind == "contacts" else ""
+        if email:
+            self._emails[email] = record.id
 
     def _write(self, kind: str, record: Record, properties: Mapping[str, Any]) -> None:
         record.updated_at = self._clock()
         record.properties.update({k: _text(v) for k, v in properties.items()})
         record.properties[_SYSTEM[kind][1]] = utc_iso(record.updated_at)
+        self._index(kind, record)
 
     def create(
         self,
@@ -841,6 +858,9 @@ class HubSpotStore:
                     self._records[kind][rid] = Record(
                         rid, dict(props), when(created), when(updated), archived
                     )
+            self._emails = {}
+            for record in self._records["contacts"].values():
+                self._index("contacts", record)
             self._properties = {k: dict(v) for k, v in data["properties"].items()}
             self._groups = {k: dict(v) for k, v in data["groups"].items()}
             self._links = {}

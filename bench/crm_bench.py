@@ -1,0 +1,150 @@
+"""CRM sync throughput: N changed members pushed to the HubSpot sandbox enforcing HubSpot's
+ten-second limit (190 calls), in records per second against the ceiling (190 x 100 / 10 s).
+
+The sandbox runs in its own process, as a real CRM is elsewhere: its request handling does not
+share this process's CPU (the GIL). The database is a temporary SQLite file with N members, their
+activities and their scores.
+
+    python -m bench.crm_bench                # 20,000 members
+    python -m bench.crm_bench --members 5000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token"
+WINDOW_MAX = 190
+CEILING = WINDOW_MAX * 100 / 10  # records per second: 190 calls of 100 per ten seconds
+
+
+def serve(pipe: Connection, window_max: int) -> None:
+    """In the child: a sandbox until the parent says stop; reports its call counts."""
+    from plugin.sandbox.hubspot import HubSpotSandbox
+
+    with HubSpotSandbox((TOKEN,), ten_second_max=window_max) as sandbox:
+        pipe.send(sandbox.base_url)
+        pipe.recv()
+        counts = {f"{m} {r}": n for (m, r), n in sandbox.calls.items()}
+        rejected = sum(1 for c in sandbox.call_log if c.status == 429)
+        pipe.send({"calls": counts, "rate_limited": rejected, "contacts": len(sandbox.store.all("contacts"))})
+
+
+def build(db: Path, members: int) -> None:
+    from sqlalchemy.orm import Session
+
+    from connectors.records import parse_record
+    from plugin.db.engine import make_engine
+    from plugin.db.migrate import upgrade
+    from plugin.services.ingest import Ingestor
+    from plugin.services.score_config import load_scoring_config
+    from plugin.services.score_run import run_scoring
+    from plugin.services.workspaces import ensure_workspace
+    from plugin.settings import load_settings
+
+    settings = load_settings(
+        {"FLYWHEEL_DATABASE_URL": f"sqlite:///{db}", "FLYWHEEL_SECRET_KEY_FILE": str(db) + ".key"}
+    )
+    engine = make_engine(settings)
+    upgrade(engine)
+    with Session(engine) as session:
+        ws, _ = ensure_workspace(session, "default", "Default")
+        session.commit()
+        ws_id = ws.id
+    rows = (
+        {"source": "discourse", "id": f"p{i}-{k}", "type": kind,
+         "occurred_at": f"2026-05-{1 + (i + k) % 28:02d}T10:00:00Z",
+         "member": {"email": f"person{i}@corp{i % 997}.io", "name": f"Person {i}"}}
+        for i in range(members)
+        for k, kind in enumerate(("post", "answer") if i % 3 else ("reaction",))
+    )  # fmt: skip
+    with Ingestor(engine, ws_id) as ingestor:
+        ingestor.add_many(parse_record(r) for r in rows)
+    run_scoring(engine, ws_id, load_scoring_config(), full=True)
+    engine.dispose()
+
+
+def measure(db: Path, base_url: str) -> dict[str, Any]:
+    from connectors.crm.hubspot import HubSpotAdapter
+    from plugin.db.engine import make_engine
+    from plugin.services.crm_connections import save_connection
+    from plugin.services.crm_sync import sync_crm
+    from plugin.settings import load_settings
+
+    settings = load_settings(
+        {"FLYWHEEL_DATABASE_URL": f"sqlite:///{db}", "FLYWHEEL_SECRET_KEY_FILE": str(db) + ".key"}
+    )
+    engine = make_engine(settings)
+    save_connection(engine, settings, 1, "hubspot", {"token": TOKEN}, base_url)
+    started = time.perf_counter()
+    report = sync_crm(engine, settings, 1, adapter=HubSpotAdapter(TOKEN, host=base_url))
+    seconds = time.perf_counter() - started
+    again_started = time.perf_counter()
+    again = sync_crm(engine, settings, 1, adapter=HubSpotAdapter(TOKEN, host=base_url))
+    return {
+        "seconds": seconds,
+        "records_per_s": (report.counts["created"] + report.counts["updated"]) / seconds,
+        "counts": dict(report.counts),
+        "calls": report.calls,
+        "resync_seconds": time.perf_counter() - again_started,
+        "resync_counts": dict(again.counts),
+        "resync_calls": again.calls,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.crm_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--window-max", type=int, default=WINDOW_MAX)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="flywheel-crm-bench-"))
+    db = workdir / "bench.db"
+    print(f"building {args.members:,} scored members ...", file=sys.stderr)
+    build(db, args.members)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=serve, args=(child, args.window_max), daemon=True)
+    server.start()
+    base_url = parent.recv()
+    print(f"syncing to the sandbox at {base_url} ({args.window_max} calls per 10 s) ...", file=sys.stderr)
+    figures = measure(db, base_url)
+    parent.send("stop")
+    figures["sandbox"] = parent.recv()
+    server.join(10)
+    ceiling = args.window_max * 100 / 10
+    figures |= {
+        "members": args.members,
+        "ceiling_records_per_s": ceiling,
+        "share_of_ceiling": figures["records_per_s"] / ceiling,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M")},
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(
+            f"{args.members:,} members in {figures['seconds']:.2f} s: "
+            f"{figures['records_per_s']:,.0f} records/s, "
+            f"{figures['share_of_ceiling']:.1%} of the {ceiling:,.0f}/s ceiling; "
+            f"{sum(figures['calls'].values())} calls, {figures['sandbox']['rate_limited']} answered 429; "
+            f"failed {figures['counts'].get('failed', 0)}; re-sync {figures['resync_seconds']:.2f} s with "
+            f"{figures['resync_calls'].get('contacts.batch_upsert', 0)} upsert calls"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
