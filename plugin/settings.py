@@ -38,7 +38,7 @@ class Settings:
         return make_url(self.database_url).render_as_string(hide_password=True)
 
 
-def _beside_database(url: str, name: str) -> str:
+def beside_database(url: str, name: str) -> str:
     """A file next to the SQLite database (so every command finds the same key wherever it runs)."""
     from sqlalchemy.engine import make_url
 
@@ -70,7 +70,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_workers = max(1, int(env.get("FLYWHEEL_WEB_WORKERS", "2")))
     except ValueError:
         raise ConfigError("FLYWHEEL_WEB_WORKERS must be a whole number") from None
-    key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE") or _beside_database(url, ".flywheel-secret"))
+    key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE") or beside_database(url, ".flywheel-secret"))
     return Settings(
         database_url=url,
         secret_key=env.get("FLYWHEEL_SECRET_KEY") or None,

@@ -11,10 +11,10 @@ from connectors.errors import CrmError
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.models import CrmLink
 from plugin.services.crm_connections import (
+    connect_hubspot_account,
     crm_error,
-    hubspot_adapter,
     load_connection,
-    save_connection,
+    open_adapter,
 )
 from plugin.services.crm_sync import SyncReport, sync_crm
 
@@ -37,33 +37,42 @@ def connect() -> None:
 @click.option(
     "--token",
     envvar="FLYWHEEL_HUBSPOT_TOKEN",
-    prompt="HubSpot private-app token",
-    hide_input=True,
+    default=None,
     help="Private-app or OAuth access token (or FLYWHEEL_HUBSPOT_TOKEN; asked for when missing).",
 )
-@click.option("--base-url", default=None, help="Another API host (a sandbox or proxy); default HubSpot's.")
+@click.option("--base-url", default=None, help="Another API host (a proxy); default HubSpot's.")
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Test mode: a local HubSpot-compatible sandbox, its state in a file beside the database.",
+)
 @workspace_option
 @json_option
 @pass_app
 @handle_errors
 def connect_hubspot(
-    app: AppContext, token: str, base_url: str | None, workspace: str | None, as_json: bool
+    app: AppContext,
+    token: str | None,
+    base_url: str | None,
+    sandbox: bool,
+    workspace: str | None,
+    as_json: bool,
 ) -> None:
     """Check the token with one call, then store it encrypted. It is never printed."""
-    from connectors.crm.hubspot import HubSpotAdapter
-
     with app.session() as session:
         ws = app.workspace(session, workspace)
-    try:
-        HubSpotAdapter(token, host=base_url, max_attempts=3).check()
-    except CrmError as exc:
-        raise crm_error(exc, "hubspot") from exc
-    save_connection(app.engine, app.settings, ws.id, "hubspot", {"token": token}, base_url)
-    result = {"crm": "hubspot", "workspace": ws.slug, "base_url": base_url or "https://api.hubapi.com"}
+    if not token and not sandbox:
+        token = click.prompt("HubSpot private-app token", hide_input=True, err=True)
+    row = connect_hubspot_account(
+        app.engine, app.settings, ws.id, token=token, base_url=base_url, sandbox=sandbox
+    )
+    shown = "the local sandbox" if sandbox else (base_url or "https://api.hubapi.com")
     if as_json:
-        app.emit_json(result | {"connected": True})
+        app.emit_json(
+            {"crm": "hubspot", "workspace": ws.slug, "base_url": shown, "connected": True, "id": row.id}
+        )
         return
-    app.out.print(f"connected HubSpot ({escape(result['base_url'])}) to workspace {escape(ws.slug)}")
+    app.out.print(f"connected HubSpot ({escape(shown)}) to workspace {escape(ws.slug)}")
     app.out.print("next: `flywheel crm sync --dry-run` shows what the first sync would write")
 
 
@@ -78,9 +87,9 @@ def check(app: AppContext, kind: str | None, workspace: str | None, as_json: boo
     with app.session() as session:
         ws = app.workspace(session, workspace)
     row = load_connection(app.engine, ws.id, kind)
-    adapter = hubspot_adapter(app.settings, row, max_attempts=3)
     try:
-        adapter.check()
+        with open_adapter(app.settings, row, max_attempts=3) as adapter:
+            adapter.check()
     except CrmError as exc:
         raise crm_error(exc, row.kind) from exc
     with app.engine.connect() as conn:
@@ -148,6 +157,11 @@ def print_report(app: AppContext, report: SyncReport) -> None:
         app.out.print(f"  failed: member {f['member_id']}: {escape(str(f['reason']))}")
     if c.get("failed"):
         app.out.print("failed members keep their last good state and are sent again on the next sync")
+    if c.get("shared_email"):
+        app.out.print(
+            f"{c['shared_email']:,} members share an email with another member and were not sent "
+            "(one contact per email); review `flywheel members suggestions` to merge them"
+        )
 
 
 @crm.command("pull")

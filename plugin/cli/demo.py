@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -95,7 +97,7 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
         ws, _ = ensure_workspace(session, DEMO_WORKSPACE, "Demo community")
         session.commit()
     with stage_bars(app) as update:
-        run = run_demo(app.engine, ws.id, config, update)
+        run = run_demo(app.engine, ws.id, config, update, app.settings)
     status = workspace_status(app.engine, ws)
     seconds = time.perf_counter() - started
     assert run.ingest is not None
@@ -111,6 +113,7 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
                 "status": status.as_dict(),
                 "scores": run.scores.as_dict() if run.scores else None,
                 "top": run.top,
+                "crm": run.crm,
             }
         )
         return
@@ -118,3 +121,24 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
     if run.scores:
         print_report(app, run.scores, run.timings.get("scores", 0.0))
         print_top(app, run.top)
+    if run.crm:
+        print_crm(app, run.crm)
+
+
+def print_crm(app: AppContext, crm: dict[str, Any]) -> None:
+    counts = crm["sync"]["counts"]
+    app.out.print(
+        f"[bold]CRM[/bold] (HubSpot sandbox, test mode): {crm['contacts_in_crm']:,} contacts hold their "
+        f"scores; this sync created {counts['created']:,}, updated {counts['updated']:,}, left "
+        f"{counts['unchanged']:,} unchanged in {sum(crm['sync']['calls'].values()):,} API calls",
+        highlight=False,
+    )
+    for c in crm["sample"]:
+        name = " ".join(x for x in (c.get("firstname"), c.get("lastname")) if x)
+        app.out.print(
+            f"  {escape(name)} <{escape(c['email'] or '')}>: advocate {c['flywheel_advocate_score']} "
+            f"({c['flywheel_advocate_level']}), lead {c.get('flywheel_lead_grade') or '-'}, "
+            f"churn {c.get('flywheel_churn_band') or '-'}",
+            highlight=False,
+        )
+    app.out.print("  connect your real HubSpot: `flywheel crm connect hubspot -w demo --token ...`")

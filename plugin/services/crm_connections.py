@@ -4,10 +4,13 @@ that two syncs of one CRM never overlap."""
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,9 +21,9 @@ from connectors.crm.hubspot import HubSpotAdapter
 from connectors.errors import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmUnavailable
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection
-from plugin.errors import AuthError, FlywheelError, NotFound, PermanentError, TransientError
+from plugin.errors import AuthError, ConfigError, FlywheelError, NotFound, PermanentError, TransientError
 from plugin.services.secrets import decrypt, encrypt
-from plugin.settings import Settings
+from plugin.settings import Settings, beside_database
 
 KINDS = ("hubspot", "salesforce")
 LEASE = timedelta(minutes=5)  # renewed after every batch; a dead process's lease runs out
@@ -108,6 +111,37 @@ def hubspot_adapter(
     return factory(credentials_of(settings, row)["token"], host=row.base_url, **kwargs)
 
 
+SANDBOX = "sandbox:"  # base_url prefix of a test-mode connection: the sandbox's state file follows
+
+
+def sandbox_state_path(settings: Settings) -> Path:
+    """Where a test-mode CRM keeps its state: beside the SQLite database, else the working folder."""
+    return Path(beside_database(settings.database_url, "flywheel-hubspot-sandbox.json"))
+
+
+@contextmanager
+def open_adapter(settings: Settings, row: CrmConnection, **kwargs: Any) -> Iterator[HubSpotAdapter]:
+    """The connection's adapter for the length of a ``with`` block. A test-mode connection
+    (``flywheel crm connect hubspot --sandbox``) starts the HubSpot sandbox on loopback with its
+    saved state, and saves the state again at the end, so the next command sees what this one wrote."""
+    if not (row.base_url or "").startswith(SANDBOX):
+        yield hubspot_adapter(settings, row, **kwargs)
+        return
+    from plugin.sandbox.hubspot import HubSpotSandbox
+    from plugin.sandbox.hubspot_store import HubSpotStore
+
+    path = Path((row.base_url or "")[len(SANDBOX) :])
+    store = HubSpotStore()
+    if path.exists():
+        store.load(path)
+    token = credentials_of(settings, row)["token"]
+    with HubSpotSandbox((token,), store=store) as sandbox:
+        try:
+            yield HubSpotAdapter(token, host=sandbox.base_url, **kwargs)
+        finally:
+            store.save(path)
+
+
 def lease_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -151,3 +185,35 @@ def release_lease(engine: Engine, connection_id: int, holder: str) -> None:
             .where(c.id == connection_id, c.lock_holder == holder)
             .values(lock_holder=None, lock_expires_at=None)
         )
+
+
+def connect_hubspot_account(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    *,
+    token: str | None,
+    base_url: str | None = None,
+    sandbox: bool = False,
+) -> CrmConnection:
+    """Check the token with one call, then store the connection (token encrypted), replacing the
+    workspace's HubSpot connection only once the new one works. ``sandbox``: a test-mode connection
+    to the local HubSpot sandbox, with a token made up for it."""
+    if sandbox:
+        token = token or "sandbox-" + secrets.token_urlsafe(16)
+        base_url = SANDBOX + str(sandbox_state_path(settings).resolve())
+    if not token:
+        raise ConfigError(
+            "a HubSpot token is needed", hint="pass --token, set FLYWHEEL_HUBSPOT_TOKEN, or use --sandbox"
+        )
+    trial = CrmConnection(
+        kind="hubspot",
+        base_url=base_url,
+        credentials_encrypted=encrypt(settings, orjson.dumps({"token": token}).decode()),
+    )
+    try:
+        with open_adapter(settings, trial, max_attempts=3) as adapter:
+            adapter.check()
+    except CrmError as exc:
+        raise crm_error(exc, "hubspot") from exc
+    return save_connection(engine, settings, workspace_id, "hubspot", {"token": token}, base_url)

@@ -19,15 +19,15 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from connectors.crm.base import CrmContact, CrmDeal
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
+from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun, Member
 from plugin.db.models import CrmDeal as CrmDealRow
-from plugin.db.models import CrmLink, CrmSyncRun, Member
 from plugin.db.sql import dialect_insert, raw_rows
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
-    hubspot_adapter,
     lease_holder,
     load_connection,
+    open_adapter,
     release_lease,
 )
 from plugin.settings import Settings
@@ -87,9 +87,21 @@ def pull_crm(
     adapter: Reader | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
-    started = time.perf_counter()
     row = load_connection(engine, workspace_id, kind)
-    crm: Reader = adapter or hubspot_adapter(settings, row)
+    if adapter is None:
+        with open_adapter(settings, row) as opened:
+            return _pull(engine, workspace_id, row, opened, progress)
+    return _pull(engine, workspace_id, row, adapter, progress)
+
+
+def _pull(
+    engine: Engine,
+    workspace_id: int,
+    row: CrmConnection,
+    crm: Reader,
+    progress: Callable[[int, int], None] | None,
+) -> PullReport:
+    started = time.perf_counter()
     holder = lease_holder()
     acquire_lease(engine, row.id, holder)
     with engine.begin() as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,9 +25,9 @@ from plugin.db.sql import dialect_insert
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
-    hubspot_adapter,
     lease_holder,
     load_connection,
+    open_adapter,
     release_lease,
     renew_lease,
 )
@@ -64,7 +64,10 @@ class SyncReport:
             "run_id": self.run_id,
             "crm": self.kind,
             "dry_run": self.dry_run,
-            "counts": {k: self.counts.get(k, 0) for k in ("created", "updated", "unchanged", "failed")},
+            "counts": {
+                k: self.counts.get(k, 0)
+                for k in ("created", "updated", "unchanged", "failed", "shared_email")
+            },
             "calls": self.calls,
             "seconds": round(self.seconds, 2),
             "schema": None
@@ -132,6 +135,23 @@ def _store(
         )
 
 
+def _one_per_email(records: Iterable[CrmRecord]) -> tuple[list[CrmRecord], int]:
+    """The CRM matches contacts by email: of members sharing one (not merged, e.g. an unverified
+    email on two platforms; see `flywheel members suggestions`), only the first by id is sent, so
+    they do not overwrite each other's scores on one contact. Returns the records and how many
+    were held back."""
+    seen: set[str] = set()
+    out = []
+    held = 0
+    for r in records:
+        if r.email in seen:
+            held += 1
+            continue
+        seen.add(r.email)
+        out.append(r)
+    return out, held
+
+
 def _diff(record: CrmRecord, before: dict[str, Any] | None) -> dict[str, Any]:
     old = before or {}
     fields = {k: {"from": old.get(k), "to": v} for k, v in record.properties.items() if old.get(k) != v}
@@ -157,7 +177,20 @@ def sync_crm(
     """Send every changed member to the workspace's CRM (or, with ``dry_run``, say what would
     change, field by field, without a call)."""
     row = load_connection(engine, workspace_id, kind)
-    crm: Adapter = adapter or hubspot_adapter(settings, row)
+    if adapter is None:
+        with open_adapter(settings, row) as opened:
+            return _leased(engine, workspace_id, row, opened, dry_run, progress)
+    return _leased(engine, workspace_id, row, adapter, dry_run, progress)
+
+
+def _leased(
+    engine: Engine,
+    workspace_id: int,
+    row: CrmConnection,
+    crm: Adapter,
+    dry_run: bool,
+    progress: Progress | None,
+) -> SyncReport:
     if dry_run:
         return _run(engine, workspace_id, row, crm, None, progress)
     holder = lease_holder()
@@ -192,7 +225,8 @@ def _run(
             report.schema = crm.ensure_schema(mapping.specs())
         with engine.connect() as conn:
             links = _links(conn, row.id)
-            records = list(member_records(conn, workspace_id, mapping))
+            records, shared = _one_per_email(member_records(conn, workspace_id, mapping))
+        report.counts["shared_email"] = shared
         todo = [
             r for r in records if fields_hash(r.email, r.properties) != links.get(int(r.key), (None, None))[0]
         ]

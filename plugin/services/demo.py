@@ -7,16 +7,18 @@ CRM sync, programs, webhooks) are added to :data:`STAGES` by the issues that bui
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session
 
 from connectors.errors import InvalidRecord
 from connectors.records import parse_record
-from plugin.db.models import Consent, Identity, Organization
+from plugin.db.models import Consent, CrmConnection, Identity, Organization
 from plugin.demo.community import (
     DemoConfig,
     DemoOrganization,
@@ -24,6 +26,9 @@ from plugin.demo.community import (
     generate_activities,
     generate_people,
 )
+from plugin.services.crm_connections import SANDBOX, connect_hubspot_account, sandbox_state_path
+from plugin.services.crm_pull import pull_crm
+from plugin.services.crm_sync import sync_crm
 from plugin.services.identity import chunks
 from plugin.services.ingest import Ingestor, IngestReport
 from plugin.services.ingest_files import bulk_gc
@@ -31,6 +36,7 @@ from plugin.services.score_config import load_scoring_config
 from plugin.services.score_read import top_scores
 from plugin.services.score_run import ScoreReport, run_scoring
 from plugin.services.suggestions import refresh_suggestions
+from plugin.settings import Settings, load_settings
 
 DEMO_WORKSPACE = "demo"
 TOP_SHOWN = 5  # entries shown of each ranked list
@@ -50,6 +56,8 @@ class DemoRun:
     timings: dict[str, float] = field(default_factory=dict)
     scores: ScoreReport | None = None
     top: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    settings: Settings | None = None
+    crm: dict[str, Any] = field(default_factory=dict)
 
 
 def stage_ingest(run: DemoRun) -> None:
@@ -133,17 +141,67 @@ def stage_scores(run: DemoRun) -> None:
     run.top = top_scores(run.engine, run.workspace_id, report, TOP_SHOWN)
 
 
+def stage_crm(run: DemoRun) -> None:
+    """Sync the scored community into a local HubSpot sandbox (the CRM's test mode, its state in a
+    file beside the database) and read it back, through the same services as `flywheel crm`."""
+    settings = run.settings or load_settings()
+    with Session(run.engine) as session:
+        existing = session.scalars(
+            select(CrmConnection).where(
+                CrmConnection.workspace_id == run.workspace_id, CrmConnection.kind == "hubspot"
+            )
+        ).first()
+    if existing is None or not (existing.base_url or "").startswith(SANDBOX):
+        connect_hubspot_account(run.engine, settings, run.workspace_id, token=None, sandbox=True)
+    pushed = sync_crm(
+        run.engine,
+        settings,
+        run.workspace_id,
+        kind="hubspot",
+        progress=lambda d, t: run.progress("crm", d, t),
+    )
+    pulled = pull_crm(run.engine, settings, run.workspace_id, kind="hubspot")
+    state = sandbox_state_path(settings)
+    contacts = [
+        c for c in json.loads(state.read_text(encoding="utf-8"))["records"].get("contacts", []) if not c[4]
+    ]
+    sample = sorted(
+        (c[1] for c in contacts if c[1].get("flywheel_advocate_level") == "champion"),
+        key=lambda p: -float(p.get("flywheel_advocate_score") or 0),
+    )[:3]
+    run.crm = {
+        "sandbox_state": str(state),
+        "contacts_in_crm": len(contacts),
+        "sync": pushed.as_dict() | {"changes": None},
+        "pull": pulled.as_dict(),
+        "sample": [
+            {k: c.get(k) for k in ("email", "firstname", "lastname", "flywheel_advocate_score",
+                                   "flywheel_advocate_level", "flywheel_lead_grade", "flywheel_churn_band")}
+            for c in sample
+        ],
+    }  # fmt: skip
+
+
 STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("ingest", stage_ingest),
     ("suggestions", stage_suggestions),
     ("organizations", stage_organizations),
     ("consents", stage_consents),
     ("scores", stage_scores),
+    ("crm", stage_crm),
 ]
 
 
-def run_demo(engine: Engine, workspace_id: int, config: DemoConfig, progress: Progress) -> DemoRun:
-    run = DemoRun(config=config, workspace_id=workspace_id, engine=engine, progress=progress)
+def run_demo(
+    engine: Engine,
+    workspace_id: int,
+    config: DemoConfig,
+    progress: Progress,
+    settings: Settings | None = None,
+) -> DemoRun:
+    run = DemoRun(
+        config=config, workspace_id=workspace_id, engine=engine, progress=progress, settings=settings
+    )
     for name, stage in STAGES:
         started = time.perf_counter()
         progress(name, 0, 0)

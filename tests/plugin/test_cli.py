@@ -102,6 +102,16 @@ def test_demo_builds_a_community_and_summarises_it(runner: CliRunner) -> None:
     code, again = run(runner, "demo", "--members", "300", "--activities", "6000", "--json")
     assert isinstance(again, dict) and again["ingest"]["stored"] == 0
     assert again["status"]["members"] == status["members"]
+    # The demo ends with the sandbox CRM (test mode) holding the members with their scores; the
+    # second run sends nothing: nothing changed.
+    crm = data["crm"]
+    assert (
+        crm["contacts_in_crm"] == crm["sync"]["counts"]["created"] > 200
+        and crm["sync"]["counts"]["failed"] == 0
+    )
+    assert crm["sample"] and all(c["flywheel_advocate_score"] for c in crm["sample"])
+    assert again["crm"]["sync"]["counts"]["unchanged"] == crm["contacts_in_crm"]
+    assert again["crm"]["sync"]["calls"].get("contacts.batch_upsert", 0) == 0
 
 
 def test_review_a_suggestion_merge_and_undo_from_the_command_line(runner: CliRunner, tmp_path: Path) -> None:
