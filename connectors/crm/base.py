@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 Status = Literal["created", "updated", "failed"]
@@ -25,6 +26,17 @@ class Outcome:
     status: Status
     crm_id: str | None = None
     reason: str | None = None  # why it failed, in the CRM's words (never the record's content)
+
+
+@dataclass(frozen=True)
+class CrmNote:
+    """A note for the people who own a CRM record (a signal: a lead turned hot, a churn risk rose).
+    ``key`` names it back in the outcome; ``body`` is HTML the CRM shows as is."""
+
+    key: str
+    contact_id: str
+    timestamp: datetime
+    body: str
 
 
 @dataclass(frozen=True)

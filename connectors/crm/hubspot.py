@@ -25,18 +25,27 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
 from hubspot.crm.deals.exceptions import ApiException as DealsApiException
+from hubspot.crm.objects.notes import (
+    AssociationSpec,
+    BatchInputSimplePublicObjectBatchInputForCreate,
+    PublicAssociationsForObject,
+    PublicObjectId,
+    SimplePublicObjectBatchInputForCreate,
+)
+from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiException
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
-from connectors.crm.base import CrmContact, CrmDeal, CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import CrmContact, CrmDeal, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.crm.retry import Failure, Retrier, Window
 from connectors.errors import CrmRejected
 
 HUBSPOT_BATCH = 100  # inputs per batch call: HubSpot's cap
 PAGE = 100  # records per page of a list read (HubSpot's maximum)
 GROUP = "flywheel"
+NOTE_TO_CONTACT = 202  # HubSpot-defined association type: note to contact (notes guide)
 TIMEOUT_S = 15.0
-API_ERRORS = (ContactsApiException, PropertiesApiException, DealsApiException)
+API_ERRORS = (ContactsApiException, PropertiesApiException, DealsApiException, NotesApiException)
 NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _TYPES = {  # PropertySpec.kind -> (type, fieldType) of HubSpot's property model
     "string": ("string", "text"),
@@ -236,6 +245,33 @@ class HubSpotAdapter:
             return self._upsert_batch(records[:half]) + self._upsert_batch(records[half:])
         return _outcomes(records, data)
 
+    def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]:
+        """Notes on contacts (``hs_timestamp`` set, associated by type 202), 100 a call; one outcome
+        per note, matched back by the trace id each input carries."""
+        api = self._client.crm.objects.notes.batch_api
+        out: list[Outcome] = []
+        for start in range(0, len(notes), HUBSPOT_BATCH):
+            part = notes[start : start + HUBSPOT_BATCH]
+            body = BatchInputSimplePublicObjectBatchInputForCreate(inputs=[_note_input(n) for n in part])
+            try:
+                data, _ = self._call(
+                    "notes.batch_create",
+                    lambda body=body: api.create_with_http_info(body, _request_timeout=self._timeout),  # type: ignore[misc]
+                )
+            except CrmRejected as exc:
+                out += [Outcome(n.key, "failed", reason=str(exc)) for n in part]
+                continue
+            made = {str(r.object_write_trace_id): r for r in data.results or [] if r.object_write_trace_id}
+            reasons = _reasons_by_trace(getattr(data, "errors", None) or [])
+            for n in part:
+                got = made.get(n.key)
+                if got is None:
+                    why = reasons.get(n.key) or reasons.get("") or "HubSpot returned no result for it"
+                    out.append(Outcome(n.key, "failed", reason=why))
+                else:
+                    out.append(Outcome(n.key, "created", crm_id=str(got.id)))
+        return out
+
     def _pages(
         self, name: str, api: Any, properties: Sequence[str], associations: Sequence[str]
     ) -> Iterator[Any]:
@@ -301,6 +337,23 @@ class HubSpotAdapter:
                 _associated(r, "contacts"),
                 _associated(r, "companies"),
             )
+
+
+def _note_input(note: CrmNote) -> Any:
+    return SimplePublicObjectBatchInputForCreate(
+        object_write_trace_id=note.key,
+        properties={"hs_timestamp": note.timestamp.isoformat(), "hs_note_body": note.body},
+        associations=[
+            PublicAssociationsForObject(
+                to=PublicObjectId(id=note.contact_id),
+                types=[
+                    AssociationSpec(
+                        association_category="HUBSPOT_DEFINED", association_type_id=NOTE_TO_CONTACT
+                    )
+                ],
+            )
+        ],
+    )
 
 
 def _associated(record: Any, kind: str) -> tuple[str, ...]:

@@ -170,13 +170,14 @@ def _names(request: Request, key: str) -> list[str]:
     return [n.strip() for raw in request.args.getlist(key) for n in raw.split(",") if n.strip()]
 
 
-def _batch_reply(results: list[JSON], errors: list[JSON], started: datetime) -> Reply:
-    """200, or 207 MULTI-STATUS with ``errors`` and ``numErrors`` when some inputs failed."""
+def _batch_reply(results: list[JSON], errors: list[JSON], started: datetime, ok: int = 200) -> Reply:
+    """``ok`` (200; 201 for batch create, as HubSpot's OpenAPI spec and its generated clients have
+    it), or 207 MULTI-STATUS with ``errors`` and ``numErrors`` when some inputs failed."""
     body: JSON = {"status": "COMPLETE", "results": results, "startedAt": utc_iso(started)}
     body["completedAt"] = utc_iso(datetime.now(UTC))
     if errors:
         body.update({"numErrors": len(errors), "errors": errors})
-    return Reply(207 if errors else 200, body)
+    return Reply(207 if errors else ok, body)
 
 
 class _Handler(WSGIRequestHandler):
@@ -468,7 +469,7 @@ class HubSpotSandbox:
     def _batch_create(self, request: Request, params: dict[str, str]) -> Reply:
         started = datetime.now(UTC)
         results, errors = self.store.create_batch(params["objectType"], _inputs(request))
-        return _batch_reply(results, errors, started)
+        return _batch_reply(results, errors, started, ok=201)
 
     def _batch_read(self, request: Request, params: dict[str, str]) -> Reply:
         started, body = datetime.now(UTC), _body(request)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from connectors.crm.base import CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun
@@ -32,6 +32,7 @@ from plugin.services.crm_connections import (
     renew_lease,
 )
 from plugin.services.crm_fields import FieldMap, fields_hash, member_records
+from plugin.services.crm_signals import pending_notes
 from plugin.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -45,6 +46,8 @@ class Adapter(Protocol):
     def ensure_schema(self, specs: Sequence[PropertySpec]) -> SchemaReport: ...
 
     def upsert_contacts(self, records: Sequence[CrmRecord]) -> list[Outcome]: ...
+
+    def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]: ...
 
 
 @dataclass
@@ -133,6 +136,26 @@ def _store(
             ),
             bad,
         )
+
+
+def _note_signals(
+    engine: Engine, workspace_id: int, row: CrmConnection, crm: Adapter, report: SyncReport
+) -> None:
+    """New score events (hot leads, high churn risks, new champions) as notes on their contacts."""
+    with engine.connect() as conn:
+        pending = pending_notes(conn, workspace_id, row.id, row.events_noted)
+    outcomes = crm.create_notes(pending.notes) if pending.notes else []
+    for o in outcomes:
+        report.counts["notes_created" if o.status == "created" else "notes_failed"] += 1
+    if pending.no_contact:
+        report.counts["notes_no_contact"] += pending.no_contact
+    if pending.last_event > row.events_noted:
+        with engine.begin() as conn:
+            conn.execute(
+                update(CrmConnection)
+                .where(CrmConnection.id == row.id)
+                .values(events_noted=pending.last_event)
+            )
 
 
 def _one_per_email(records: Iterable[CrmRecord]) -> tuple[list[CrmRecord], int]:
@@ -234,6 +257,10 @@ def _run(
         if holder is None:
             report.changes = [_diff(r, links.get(int(r.key), (None, None))[1]) for r in todo]
             report.counts["would_change"] = len(todo)
+            with engine.connect() as conn:
+                report.counts["notes_pending"] = len(
+                    pending_notes(conn, workspace_id, row.id, row.events_noted).notes
+                )
             status = "done"
             return report
         done = 0
@@ -250,6 +277,7 @@ def _run(
             done += len(batch)
             if progress:
                 progress(done, len(todo))
+        _note_signals(engine, workspace_id, row, crm, report)
         status = "done"
         return report
     except CrmError as exc:

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import count
 
-from connectors.crm.base import CrmContact, CrmDeal, CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import CrmContact, CrmDeal, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 
 
 class Killed(Exception):
@@ -20,6 +20,7 @@ class MemoryCrm:
     def __init__(self) -> None:
         self.contacts: dict[str, dict[str, str]] = {}  # email -> properties (with "id")
         self.deals: list[CrmDeal] = []
+        self.notes: list[CrmNote] = []
         self.properties: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.refuse: dict[str, str] = {}  # email -> reason
@@ -52,6 +53,11 @@ class MemoryCrm:
             contact.update(r.properties)
             out.append(Outcome(r.key, "updated" if known else "created", crm_id=contact["id"]))
         return out
+
+    def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]:
+        self.calls["notes.batch_create"] += 1
+        self.notes += notes
+        return [Outcome(n.key, "created", crm_id=f"n{n.key}") for n in notes]
 
     def read_contacts(self) -> Iterator[CrmContact]:
         self.calls["contacts.list"] += 1

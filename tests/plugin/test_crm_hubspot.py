@@ -151,3 +151,30 @@ def test_sync_and_pull_through_the_cli_a_won_deal_makes_a_customer(
             select(Member.lifecycle_stage).where(Member.primary_email == "person4@corp4.io")
         ).scalar_one()
     assert stage == "customer"
+
+
+def test_a_hot_lead_is_a_note_on_the_hubspot_contact(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    asking = {"title": "What does enterprise pricing look like for SSO?"}
+    ingest(engine, workspace_id, [
+        record("ask", kind="post", when="2026-05-28T10:00:00Z", email="cto@bigco.io", name="Dana Cho",
+               title="CTO") | asking,
+        record("ask2", kind="support_question", when="2026-05-29T10:00:00Z", email="cto@bigco.io",
+               name="Dana Cho", title="CTO"),
+    ])  # fmt: skip
+    report = score(engine, workspace_id)
+    assert report.events.get("lead_turned_hot") == 1
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    hubspot_fake.expect("POST", "/crm/v3/objects/notes/batch/create")
+    synced = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    assert synced.counts["notes_created"] == 1
+    contact = hubspot_fake.contact("cto@bigco.io")
+    assert contact is not None
+    notes = hubspot_fake.store.associations("contacts", contact["id"], "notes")
+    assert len(notes) == 1
+    note = hubspot_fake.store.get("notes", notes[0][0])
+    assert note is not None and "Lead turned hot" in note["properties"]["hs_note_body"]
+    assert "enterprise pricing" in note["properties"]["hs_note_body"]

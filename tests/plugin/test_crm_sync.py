@@ -158,3 +158,25 @@ def test_a_won_deal_in_the_crm_makes_the_member_a_customer_scored_for_churn(
     rescore = score(engine, workspace_id)
     assert rescore.mode == "full" and "lifecycle" in rescore.why
     assert dana in stored(engine, "churn") and dana not in stored(engine, "lead")
+
+
+def test_signals_become_notes_on_the_contact_once_each_with_reasons_and_the_posts_that_raised_the_hand(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    first = sync(engine, settings, workspace_id, crm)
+    dana = crm.contacts["dana@bigco.io"]["id"]
+    hot = [n for n in crm.notes if n.contact_id == dana and "Lead turned hot" in n.body]
+    assert len(hot) == 1 and "enterprise pricing" in hot[0].body and "<li>" in hot[0].body
+    assert first.counts["notes_created"] == len(crm.notes) >= 2
+    assert all(n.timestamp.tzinfo is not None for n in crm.notes)
+    again = sync(engine, settings, workspace_id, crm)
+    assert again.counts["notes_created"] == 0 and len(crm.notes) == first.counts["notes_created"]
+    # A new signal later is noted alone.
+    ingest(engine, workspace_id, [act(f"rex-a{d}", "rex", "answer_accepted", d / 10) for d in range(1, 30)])
+    score(engine, workspace_id)
+    third = sync(engine, settings, workspace_id, crm)
+    rex = crm.contacts["rex@gmail.com"]["id"]
+    assert third.counts["notes_created"] >= 1
+    assert any(
+        n.contact_id == rex and "champion" in n.body for n in crm.notes[first.counts["notes_created"] :]
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import Base, UTCDateTime, utcnow
@@ -30,6 +30,8 @@ class CrmConnection(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lock_holder: Mapped[str | None] = mapped_column(String(120))
     lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last score event (score_events.id) turned into a CRM note: signals are noted once.
+    events_noted: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class CrmLink(Base):
