@@ -29,6 +29,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class CrmCompany:
+    """An organization as the CRM should hold it; ``crm_id`` when it is known there already."""
+
+    key: str
+    domain: str
+    properties: dict[str, str]
+    crm_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CrmNote:
     """A note for the people who own a CRM record (a signal: a lead turned hot, a churn risk rose).
     ``key`` names it back in the outcome; ``body`` is HTML the CRM shows as is."""

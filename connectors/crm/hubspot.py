@@ -19,6 +19,26 @@ from typing import Any
 
 import urllib3
 from hubspot import HubSpot
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicDefaultAssociationMultiPost,
+    PublicDefaultAssociationMultiPost,
+)
+from hubspot.crm.associations.v4 import PublicObjectId as AssociationEnd
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
+from hubspot.crm.companies import (
+    BatchInputSimplePublicObjectBatchInput,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
+)
+from hubspot.crm.companies import (
+    BatchInputSimplePublicObjectBatchInputForCreate as CompaniesCreateBatch,
+)
+from hubspot.crm.companies import (
+    SimplePublicObjectBatchInputForCreate as CompanyCreate,
+)
+from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInputUpsert,
     SimplePublicObjectBatchInputUpsert,
@@ -36,7 +56,16 @@ from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiExcepti
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
-from connectors.crm.base import CrmContact, CrmDeal, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import (
+    CrmCompany,
+    CrmContact,
+    CrmDeal,
+    CrmNote,
+    CrmRecord,
+    Outcome,
+    PropertySpec,
+    SchemaReport,
+)
 from connectors.crm.retry import Failure, Retrier, Window
 from connectors.errors import CrmRejected
 
@@ -45,7 +74,14 @@ PAGE = 100  # records per page of a list read (HubSpot's maximum)
 GROUP = "flywheel"
 NOTE_TO_CONTACT = 202  # HubSpot-defined association type: note to contact (notes guide)
 TIMEOUT_S = 15.0
-API_ERRORS = (ContactsApiException, PropertiesApiException, DealsApiException, NotesApiException)
+API_ERRORS = (
+    ContactsApiException,
+    PropertiesApiException,
+    DealsApiException,
+    NotesApiException,
+    CompaniesApiException,
+    AssociationsApiException,
+)
 NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _TYPES = {  # PropertySpec.kind -> (type, fieldType) of HubSpot's property model
     "string": ("string", "text"),
@@ -244,6 +280,114 @@ class HubSpotAdapter:
             half = len(records) // 2
             return self._upsert_batch(records[:half]) + self._upsert_batch(records[half:])
         return _outcomes(records, data)
+
+    def find_companies(self, domains: Sequence[str]) -> dict[str, str]:
+        """Company ids by domain (lowercased) for those HubSpot already holds: a search with an IN
+        filter, 100 domains a call (the search endpoint pages at most 200 results)."""
+        api = self._client.crm.companies.search_api
+        found: dict[str, str] = {}
+        for start in range(0, len(domains), HUBSPOT_BATCH):
+            part = list(domains[start : start + HUBSPOT_BATCH])
+            after: str | None = None
+            while True:
+                request = PublicObjectSearchRequest(
+                    filter_groups=[
+                        FilterGroup(filters=[Filter(property_name="domain", operator="IN", values=part)])
+                    ],
+                    properties=["domain"],
+                    limit=200,
+                    after=after,
+                )
+                page, _ = self._call(
+                    "companies.search",
+                    lambda request=request: api.do_search_with_http_info(
+                        request, _request_timeout=self._timeout
+                    ),  # type: ignore[misc]
+                )
+                for r in page.results or []:
+                    domain = str((r.properties or {}).get("domain") or "").lower()
+                    if domain and domain not in found:  # HubSpot may hold duplicates: the oldest wins
+                        found[domain] = str(r.id)
+                nxt = page.paging.next if page.paging is not None else None
+                if nxt is None or not nxt.after:
+                    break
+                after = str(nxt.after)
+        return found
+
+    def write_companies(self, companies: Sequence[CrmCompany]) -> list[Outcome]:
+        """Create the companies without a ``crm_id``, update the others; 100 a call."""
+        api = self._client.crm.companies.batch_api
+        out: list[Outcome] = []
+        new = [c for c in companies if not c.crm_id]
+        known = [c for c in companies if c.crm_id]
+        for start in range(0, len(new), HUBSPOT_BATCH):
+            part = new[start : start + HUBSPOT_BATCH]
+            create = CompaniesCreateBatch(
+                inputs=[
+                    CompanyCreate(object_write_trace_id=c.key, properties=c.properties, associations=[])
+                    for c in part
+                ]
+            )
+            out += self._company_outcomes(
+                part,
+                "created",
+                lambda body=create: api.create_with_http_info(body, _request_timeout=self._timeout),  # type: ignore[misc]
+            )
+        for start in range(0, len(known), HUBSPOT_BATCH):
+            part = known[start : start + HUBSPOT_BATCH]
+            update = BatchInputSimplePublicObjectBatchInput(
+                inputs=[
+                    SimplePublicObjectBatchInput(
+                        id=c.crm_id, object_write_trace_id=c.key, properties=c.properties
+                    )
+                    for c in part
+                ]
+            )
+            out += self._company_outcomes(
+                part,
+                "updated",
+                lambda body=update: api.update_with_http_info(body, _request_timeout=self._timeout),  # type: ignore[misc]
+            )
+        return out
+
+    def _company_outcomes(
+        self, part: Sequence[CrmCompany], status: str, call: Callable[[], Any]
+    ) -> list[Outcome]:
+        try:
+            data, _ = self._call(f"companies.batch_{'create' if status == 'created' else 'update'}", call)
+        except CrmRejected as exc:
+            return [Outcome(c.key, "failed", reason=str(exc)) for c in part]
+        made = {str(r.object_write_trace_id): r for r in data.results or [] if r.object_write_trace_id}
+        reasons = _reasons_by_trace(getattr(data, "errors", None) or [])
+        out = []
+        for c in part:
+            got = made.get(c.key)
+            if got is None:
+                out.append(
+                    Outcome(c.key, "failed", reason=reasons.get(c.key) or reasons.get("") or "no result")
+                )
+            else:
+                out.append(
+                    Outcome(c.key, "created" if status == "created" else "updated", crm_id=str(got.id))
+                )
+        return out
+
+    def associate_contacts(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Contact-to-company associations (HubSpot's default type), 100 pairs a call (v4 batch)."""
+        api = self._client.crm.associations.v4.batch_api
+        for start in range(0, len(pairs), HUBSPOT_BATCH):
+            body = BatchInputPublicDefaultAssociationMultiPost(
+                inputs=[
+                    PublicDefaultAssociationMultiPost(_from=AssociationEnd(id=a), to=AssociationEnd(id=b))
+                    for a, b in pairs[start : start + HUBSPOT_BATCH]
+                ]
+            )
+            self._call(
+                "associations.batch",
+                lambda body=body: api.create_default_with_http_info(  # type: ignore[misc]
+                    "contacts", "companies", body, _request_timeout=self._timeout
+                ),
+            )
 
     def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]:
         """Notes on contacts (``hs_timestamp`` set, associated by type 202), 100 a call; one outcome

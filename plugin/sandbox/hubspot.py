@@ -394,6 +394,8 @@ class HubSpotSandbox:
             ("POST", objects + "/batch/upsert", self._batch_upsert),
             ("POST", objects + "/batch/create", self._batch_create),
             ("POST", objects + "/batch/read", self._batch_read),
+            ("POST", objects + "/batch/update", self._batch_update),
+            ("POST", objects + "/search", lambda r, p: Reply(200, st.search(p["objectType"], _body(r)))),
             ("GET", objects, self._list_objects),
             ("POST", objects, self._create_object),
             ("GET", objects + "/{objectId}", self._get_object),
@@ -464,6 +466,11 @@ class HubSpotSandbox:
     def _batch_upsert(self, request: Request, params: dict[str, str]) -> Reply:
         started = datetime.now(UTC)
         results, errors = self.store.upsert_batch(params["objectType"], _inputs(request))
+        return _batch_reply(results, errors, started)
+
+    def _batch_update(self, request: Request, params: dict[str, str]) -> Reply:
+        started = datetime.now(UTC)
+        results, errors = self.store.update_batch(params["objectType"], _inputs(request))
         return _batch_reply(results, errors, started)
 
     def _batch_create(self, request: Request, params: dict[str, str]) -> Reply:

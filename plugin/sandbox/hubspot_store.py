@@ -59,6 +59,7 @@ DEFAULT_ASSOCIATION = {
     (f, t): type_id for type_id, (f, t, _) in ASSOCIATION_TYPES.items() if type_id not in _PRIMARY
 }
 
+SEARCH_LIMIT = 200  # results per search page (the search guide's maximum)
 BATCH_LIMIT = 100  # "Object API batch endpoints are limited to 100 inputs per request."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -595,6 +596,60 @@ class HubSpotStore:
             check,
             lambda item: self.create(kind, item.get("properties") or {}, self.links(kind, item)),
         )
+
+    def update_batch(self, kind: str, inputs: Sequence[Mapping[str, Any]]) -> tuple[list[JSON], list[JSON]]:
+        """``batch/update``: inputs of ``{id, properties, objectWriteTraceId}`` by record id."""
+        kind = object_type(kind)
+
+        def check(item: Mapping[str, Any]) -> list[Problem]:
+            return self.problems(kind, item.get("properties") or {}, creating=False)
+
+        return self._batch(
+            inputs,
+            check,
+            lambda item: self.update(kind, str(item.get("id", "")), item.get("properties") or {}),
+        )
+
+    def search(self, kind: str, body: Mapping[str, Any]) -> JSON:
+        """``POST /crm/v3/objects/{type}/search``: ``filterGroups`` OR-ed, their ``filters`` AND-ed;
+        operators EQ, NEQ, IN (``values``), HAS_PROPERTY and NOT_HAS_PROPERTY, compared without case;
+        ``limit`` at most 200, ``after`` an offset.
+        https://developers.hubspot.com/docs/api-reference/legacy/crm/search-the-crm.md"""
+        kind = object_type(kind)
+        groups = body.get("filterGroups") or []
+        limit = min(int(body.get("limit") or 10), SEARCH_LIMIT)
+        start = int(body.get("after") or 0)
+        names = list(body.get("properties") or []) or _DEFAULT_READ[kind].split()
+
+        def value_of(record: Record, name: str) -> str:
+            return record.properties.get(name, "").strip().lower()
+
+        def passes(record: Record, f: Mapping[str, Any]) -> bool:
+            name, op = str(f.get("propertyName", "")), str(f.get("operator", "EQ"))
+            have = value_of(record, name)
+            if op == "EQ":
+                return have == str(f.get("value", "")).strip().lower()
+            if op == "NEQ":
+                return have != str(f.get("value", "")).strip().lower()
+            if op == "IN":
+                return have in {str(v).strip().lower() for v in f.get("values") or []}
+            if op == "HAS_PROPERTY":
+                return bool(have)
+            if op == "NOT_HAS_PROPERTY":
+                return not have
+            raise HubSpotError(400, "VALIDATION_ERROR", f"the sandbox does not support operator {op}")
+
+        with self._lock:
+            found = [
+                r
+                for r in self._ordered(kind)
+                if not groups or any(all(passes(r, f) for f in g.get("filters") or []) for g in groups)
+            ]
+            page = found[start : start + limit]
+            out: JSON = {"total": len(found), "results": [self.render(kind, r, names) for r in page]}
+            if start + limit < len(found):
+                out["paging"] = {"next": {"after": str(start + limit)}}
+            return out
 
     def unique_properties(self, kind: str) -> set[str]:
         """Names an upsert may use as ``idProperty``: the record id, contacts' email and any

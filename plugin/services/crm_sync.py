@@ -17,11 +17,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from connectors.crm.base import CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import CrmCompany, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun
 from plugin.db.sql import dialect_insert
+from plugin.services.crm_companies import sync_companies
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
@@ -48,6 +49,12 @@ class Adapter(Protocol):
     def upsert_contacts(self, records: Sequence[CrmRecord]) -> list[Outcome]: ...
 
     def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]: ...
+
+    def find_companies(self, domains: Sequence[str]) -> dict[str, str]: ...
+
+    def write_companies(self, companies: Sequence[CrmCompany]) -> list[Outcome]: ...
+
+    def associate_contacts(self, pairs: Sequence[tuple[str, str]]) -> None: ...
 
 
 @dataclass
@@ -277,6 +284,7 @@ def _run(
             done += len(batch)
             if progress:
                 progress(done, len(todo))
+        report.counts.update(sync_companies(engine, workspace_id, row.id, crm))
         _note_signals(engine, workspace_id, row, crm, report)
         status = "done"
         return report

@@ -7,7 +7,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import count
 
-from connectors.crm.base import CrmContact, CrmDeal, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
+from connectors.crm.base import (
+    CrmCompany,
+    CrmContact,
+    CrmDeal,
+    CrmNote,
+    CrmRecord,
+    Outcome,
+    PropertySpec,
+    SchemaReport,
+)
 
 
 class Killed(Exception):
@@ -21,6 +30,8 @@ class MemoryCrm:
         self.contacts: dict[str, dict[str, str]] = {}  # email -> properties (with "id")
         self.deals: list[CrmDeal] = []
         self.notes: list[CrmNote] = []
+        self.companies: dict[str, dict[str, str]] = {}  # id -> properties
+        self.company_of: dict[str, str] = {}  # contact id -> company id
         self.properties: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.refuse: dict[str, str] = {}  # email -> reason
@@ -58,6 +69,24 @@ class MemoryCrm:
         self.calls["notes.batch_create"] += 1
         self.notes += notes
         return [Outcome(n.key, "created", crm_id=f"n{n.key}") for n in notes]
+
+    def find_companies(self, domains: Sequence[str]) -> dict[str, str]:
+        self.calls["companies.search"] += 1
+        wanted = set(domains)
+        return {p["domain"]: cid for cid, p in self.companies.items() if p["domain"] in wanted}
+
+    def write_companies(self, companies: Sequence[CrmCompany]) -> list[Outcome]:
+        self.calls["companies.write"] += 1
+        out = []
+        for c in companies:
+            cid = c.crm_id or f"c{next(self._ids)}"
+            self.companies.setdefault(cid, {}).update(c.properties)
+            out.append(Outcome(c.key, "updated" if c.crm_id else "created", crm_id=cid))
+        return out
+
+    def associate_contacts(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.calls["associations.batch"] += 1
+        self.company_of.update(pairs)
 
     def read_contacts(self) -> Iterator[CrmContact]:
         self.calls["contacts.list"] += 1

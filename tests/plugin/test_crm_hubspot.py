@@ -178,3 +178,24 @@ def test_a_hot_lead_is_a_note_on_the_hubspot_contact(
     note = hubspot_fake.store.get("notes", notes[0][0])
     assert note is not None and "Lead turned hot" in note["properties"]["hs_note_body"]
     assert "enterprise pricing" in note["properties"]["hs_note_body"]
+
+
+def test_companies_are_found_by_domain_or_created_and_contacts_associated_in_hubspot(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    members(engine, workspace_id, 40)  # person{i}@corp{i % 97}.io: 40 companies
+    existing = hubspot_fake.store.create("companies", {"name": "Corp 3 (from sales)", "domain": "corp3.io"})
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    hubspot_fake.expect("POST", "/crm/v3/objects/companies/search")
+    hubspot_fake.expect("POST", "/crm/v4/associations/contacts/companies/batch/associate/default")
+    report = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    assert (report.counts["companies_found"], report.counts["companies_created"]) == (1, 39)
+    companies = hubspot_fake.store.all("companies")
+    assert len(companies) == 40 and len({c["properties"]["domain"] for c in companies}) == 40
+    contact = hubspot_fake.contact("person3@corp3.io")
+    assert contact is not None
+    assert [c for c, _ in hubspot_fake.store.associations("contacts", contact["id"], "companies")] == [
+        existing["id"]
+    ]

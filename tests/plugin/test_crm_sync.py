@@ -180,3 +180,22 @@ def test_signals_become_notes_on_the_contact_once_each_with_reasons_and_the_post
     assert any(
         n.contact_id == rex and "champion" in n.body for n in crm.notes[first.counts["notes_created"] :]
     )
+
+
+def test_organizations_become_companies_reusing_one_the_crm_has_and_contacts_are_associated_once(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    crm.companies["c-existing"] = {"name": "BigCo (entered by sales)", "domain": "bigco.io"}
+    first = sync(engine, settings, workspace_id, crm)
+    domains = sorted(p["domain"] for p in crm.companies.values())
+    assert domains == ["bigco.io", "custco.io", "oldco.io"]  # no company for gmail.com, none twice
+    assert first.counts["companies_found"] == 1 and first.counts["companies_created"] == 2
+    dana = crm.contacts["dana@bigco.io"]["id"]
+    assert crm.company_of[dana] == "c-existing"
+    assert crm.company_of[crm.contacts["sam@custco.io"]["id"]] != "c-existing"
+    assert first.counts["contacts_associated"] == 8  # dana, dev0-3 at bigco; cara, sam at custco; sid
+    calls = dict(crm.calls)
+    again = sync(engine, settings, workspace_id, crm)
+    assert again.counts["companies_unchanged"] == 3 and again.counts["contacts_associated"] == 0
+    assert crm.calls["companies.write"] == calls["companies.write"]
+    assert crm.calls["associations.batch"] == calls["associations.batch"]

@@ -1,7 +1,7 @@
 """Typed models, one aggregate per module; importing this package registers them all."""
 
 from plugin.db.models.activity import Activity
-from plugin.db.models.crm import CrmConnection, CrmDeal, CrmLink, CrmSyncRun
+from plugin.db.models.crm import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, CrmSyncRun
 from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
@@ -13,6 +13,7 @@ __all__ = [
     "Activity",
     "ApiToken",
     "Consent",
+    "CrmCompanyLink",
     "CrmConnection",
     "CrmDeal",
     "CrmLink",

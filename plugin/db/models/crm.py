@@ -53,6 +53,7 @@ class CrmLink(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     crm_stage: Mapped[str | None] = mapped_column(String(64))  # as read back by `crm pull`
     owner_id: Mapped[str | None] = mapped_column(String(64))
+    company_crm_id: Mapped[str | None] = mapped_column(String(64))  # the company it is associated with
 
 
 class CrmSyncRun(Base):
@@ -93,3 +94,20 @@ class CrmDeal(Base):
     member_ids: Mapped[list[int] | None] = mapped_column(Json)
     company_ids: Mapped[list[str] | None] = mapped_column(Json)
     read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CrmCompanyLink(Base):
+    """An organization's company in one CRM: found by domain or created, and the fields last sent."""
+
+    __tablename__ = "crm_company_links"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("crm_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    crm_id: Mapped[str | None] = mapped_column(String(64))
+    fields_hash: Mapped[str | None] = mapped_column(String(64))
+    failure: Mapped[str | None] = mapped_column(String(500))
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
