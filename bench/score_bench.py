@@ -156,11 +156,13 @@ def add_changes(db: Path, changed: int, seed: int) -> None:
 
 def child(db: Path, full: bool) -> None:
     from plugin.db.engine import make_engine
+    from plugin.db.migrate import upgrade
     from plugin.services.score_config import load_scoring_config
     from plugin.services.score_run import run_scoring
     from plugin.settings import Settings
 
     engine = make_engine(Settings(database_url=f"sqlite:///{db}"))
+    upgrade(engine)  # a database kept from an earlier version gains the newer tables (as the CLI does)
     cfg = load_scoring_config()
     started = time.perf_counter()
     report = run_scoring(engine, 1, cfg, full=full, clock=lambda: NOW)
