@@ -21,7 +21,7 @@ from plugin.db.engine import make_engine
 from plugin.db.migrate import upgrade
 from plugin.settings import Settings, load_settings
 
-pytest_plugins = ["tests.fakes.hubspot", "pytester"]  # the hubspot_fake fixture; pytester
+pytest_plugins = ["tests.fakes.hubspot", "tests.fakes.salesforce", "pytester"]  # CRM fakes; pytester
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # CI clones main with shared/ beside it; a developer's checkout may differ
