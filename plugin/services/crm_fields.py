@@ -40,7 +40,7 @@ FIELDS: tuple[PropertySpec, ...] = (
     PropertySpec("flywheel_reasons", "Flywheel reasons", "text", "why the scores are what they are"),
 )
 #: CRM standard fields Flywheel also fills, from the member's profile.
-PROFILE_FIELDS = ("firstname", "lastname")
+PROFILE_FIELDS = ("firstname", "lastname", "company")
 MAX_TEXT = 1000  # characters of reasons text; CRM text fields have limits
 
 
@@ -100,7 +100,7 @@ def _names(display: str | None) -> dict[str, str]:
 # Column names from constants; the workspace is a parameter.
 SQL = (
     "SELECT m.id, m.primary_email, m.display_name, a.score, a.label, l.score, l.label, l.hot, "  # noqa: S608
-    "c.score, c.label, st.last_at, "
+    "c.score, c.label, st.last_at, o.name, "
     + ", ".join(f"a.{c}" for c in REASON_COLUMNS)
     + ", "
     + ", ".join(f"l.{c}" for c in REASON_COLUMNS)
@@ -113,6 +113,7 @@ SQL = (
     "AND l.subject = 'member' AND l.subject_id = m.id "
     "LEFT JOIN scores c ON c.workspace_id = m.workspace_id AND c.kind = 'churn' "
     "AND c.subject = 'member' AND c.subject_id = m.id "
+    "LEFT JOIN organizations o ON o.id = m.organization_id "
     "LEFT JOIN member_stats st ON st.workspace_id = m.workspace_id "
     "AND st.organization_id = coalesce(m.organization_id, 0) AND st.member_id = m.id "
     "WHERE m.workspace_id = ? AND m.merged_into_id IS NULL AND m.primary_email IS NOT NULL ORDER BY m.id"
@@ -124,7 +125,7 @@ def member_records(conn: Connection, workspace_id: int, mapping: FieldMap) -> It
     n = len(REASON_COLUMNS)
     for rows in raw_rows(conn, SQL, (workspace_id,)):
         for r in rows:
-            adv, lead, churn = r[11 : 11 + n], r[11 + n : 11 + 2 * n], r[11 + 2 * n : 11 + 3 * n]
+            adv, lead, churn = r[12 : 12 + n], r[12 + n : 12 + 2 * n], r[12 + 2 * n : 12 + 3 * n]
             reasons = [
                 f"{label}: {'; '.join(words(reasons_of(cells)))}"
                 for label, cells in (("Advocate", adv), ("Lead", lead), ("Churn", churn))
@@ -141,6 +142,7 @@ def member_records(conn: Connection, workspace_id: int, mapping: FieldMap) -> It
                 "flywheel_churn_band": r[9],
                 "flywheel_last_activity": None if r[10] is None else str(int(r[10]) // 1000),  # epoch ms
                 "flywheel_reasons": "\n".join(reasons)[:MAX_TEXT] if reasons else None,
+                "company": r[11],
                 **_names(r[2]),
             }
             present = {k: v for k, v in values.items() if v is not None}

@@ -34,7 +34,6 @@ from tests.fakes.salesforce_store import to_18
 if TYPE_CHECKING:  # imported by pytest as a plugin (below); importing it here first would skip that
     from tests.fakes.salesforce import SalesforceFake
 
-# tests/conftest.py is to list this plugin for every test; until then this module loads it itself.
 
 MEMBER_ID = "Flywheel_Member_Id__c"
 QUERY = "/services/data/vXX.X/query"

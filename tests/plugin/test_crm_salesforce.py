@@ -1,0 +1,106 @@
+"""CRM sync to Salesforce over the wire: the real simple-salesforce against the Salesforce fake.
+
+A member goes onto the Contact holding their email, else onto a Lead keyed by Flywheel_Member_Id__c;
+a converted Lead is followed to its Contact; missing custom fields are named for the admin; the
+day's API allowance is respected."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from connectors.crm.salesforce import EXTERNAL_ID, SalesforceAdapter, sf_name
+from plugin.errors import PermanentError, TransientError
+from plugin.services.crm_connections import save_connection
+from plugin.services.crm_fields import FIELDS
+from plugin.services.crm_sync import sync_crm
+from plugin.settings import Settings
+from tests.fakes.salesforce import SalesforceFake
+from tests.plugin.test_crm_hubspot import members
+
+UPSERT = ("PATCH", "/services/data/vXX.X/composite/sobjects/Lead/{field}")
+TYPES = {"string": "string", "text": "textarea", "number": "double", "datetime": "datetime"}
+
+
+def add_fields(fake: SalesforceFake) -> None:
+    for sobject in ("Contact", "Lead"):
+        fake.add_field(sobject, EXTERNAL_ID, external_id=True, unique=True)
+        for spec in FIELDS[1:]:
+            fake.add_field(sobject, sf_name(spec.name), type=TYPES[spec.kind])
+
+
+def connect(engine: Engine, settings: Settings, workspace_id: int, fake: SalesforceFake) -> None:
+    save_connection(engine, settings, workspace_id, "salesforce", {"session": "fake"}, fake.instance_url)
+
+
+def sync(engine: Engine, settings: Settings, workspace_id: int, fake: SalesforceFake, **kw: Any) -> Any:
+    adapter = SalesforceAdapter(fake.client(), sleep=lambda s: None, timeout=5.0)
+    return sync_crm(engine, settings, workspace_id, adapter=adapter, **kw)
+
+
+def test_missing_custom_fields_are_named_for_the_admin_and_nothing_is_written(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    members(engine, workspace_id, 20)
+    connect(engine, settings, workspace_id, salesforce_fake)
+    with pytest.raises(PermanentError) as caught:
+        sync(engine, settings, workspace_id, salesforce_fake)
+    assert "Contact.Flywheel_Member_Id__c (Text(64), External ID, Unique)" in caught.value.user_message
+    assert "Lead.Flywheel_Advocate_Score__c (Number(18, 4))" in caught.value.user_message
+    assert salesforce_fake.records("Lead") == []
+
+
+def test_members_go_to_their_contact_or_a_lead_once_each_and_a_resync_writes_nothing(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    n = 450
+    members(engine, workspace_id, n)
+    add_fields(salesforce_fake)
+    contact = salesforce_fake.insert("Contact", LastName="Known", Email="person5@corp5.io")
+    connect(engine, settings, workspace_id, salesforce_fake)
+    salesforce_fake.fail(*UPSERT, status=503, nth=2)  # retried
+    report = sync(engine, settings, workspace_id, salesforce_fake)
+    assert report.counts["failed"] == 0 and report.counts["created"] + report.counts["updated"] == n
+    leads = salesforce_fake.records("Lead")
+    assert len(leads) == n - 1 and len({r[EXTERNAL_ID] for r in leads}) == n - 1
+    known = salesforce_fake.record("Contact", contact)
+    assert known["Flywheel_Advocate_Level__c"] and known[EXTERNAL_ID]
+    assert isinstance(known["Flywheel_Advocate_Score__c"], float)
+    assert all(r["Company"] and r["LastName"] for r in leads)
+    batches = math.ceil(n / 200)
+    assert salesforce_fake.count(*UPSERT) == batches + 1  # one call per 200, plus the retried 503
+    again = sync(engine, settings, workspace_id, salesforce_fake)
+    assert again.counts["unchanged"] == n and salesforce_fake.count(*UPSERT) == batches + 1
+
+
+def test_a_converted_lead_is_followed_to_its_contact(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    members(engine, workspace_id, 10)
+    add_fields(salesforce_fake)
+    connect(engine, settings, workspace_id, salesforce_fake)
+    sync(engine, settings, workspace_id, salesforce_fake)
+    lead = salesforce_fake.find("Lead", "Email", "person3@corp3.io")[0]
+    contact_id = salesforce_fake.convert_lead(lead["Id"])
+    with engine.begin() as conn:  # the member's name changed: their fields must be sent again
+        conn.exec_driver_sql(
+            "UPDATE members SET display_name = 'Ada Lovelace' WHERE primary_email = 'person3@corp3.io'"
+        )
+    report = sync(engine, settings, workspace_id, salesforce_fake)
+    assert report.counts["updated"] == 1 and report.counts["failed"] == 0
+    assert salesforce_fake.record("Contact", contact_id)["LastName"] == "Lovelace"
+
+
+def test_the_sync_stops_before_the_days_api_allowance_runs_out(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    members(engine, workspace_id, 10)
+    add_fields(salesforce_fake)
+    connect(engine, settings, workspace_id, salesforce_fake)
+    salesforce_fake.set_api_usage(int(salesforce_fake.daily_api_limit * 0.97))
+    with pytest.raises(TransientError, match="daily API limit") as caught:
+        sync(engine, settings, workspace_id, salesforce_fake)
+    assert caught.value.hint and "tomorrow" in caught.value.hint
