@@ -157,7 +157,9 @@ class SalesforceAdapter:
     # -- the adapter ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        self._rest("limits", "limits")
+        """One authenticated call (Contact's describe, which every sync needs anyway)."""
+        self._fields.pop("Contact", None)
+        self._describe("Contact")
 
     def ensure_schema(self, specs: Sequence[PropertySpec]) -> SchemaReport:
         """Salesforce fields are made by an admin: this checks with describe() that every field

@@ -10,12 +10,15 @@ from sqlalchemy import func, select
 from connectors.errors import CrmError
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.models import CrmLink
+from plugin.errors import ValidationFailed
 from plugin.services.crm_connections import (
     connect_hubspot_account,
+    connect_salesforce_account,
     crm_error,
     load_connection,
     open_adapter,
 )
+from plugin.services.crm_fields import FieldMap
 from plugin.services.crm_sync import SyncReport, sync_crm
 
 crm_option = click.option(
@@ -76,6 +79,93 @@ def connect_hubspot(
     app.out.print("next: `flywheel crm sync --dry-run` shows what the first sync would write")
 
 
+@connect.command("salesforce")
+@click.option("--instance-url", default=None, help="Your org's URL (https://yourorg.my.salesforce.com).")
+@click.option("--username", "-u", default=None, help="The integration user (password and JWT logins).")
+@click.option(
+    "--password", envvar="FLYWHEEL_SALESFORCE_PASSWORD", default=None, help="Or FLYWHEEL_SALESFORCE_PASSWORD."
+)
+@click.option("--security-token", envvar="FLYWHEEL_SALESFORCE_TOKEN", default=None, help="With --password.")
+@click.option(
+    "--jwt-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Private key file (JWT)."
+)
+@click.option("--client-id", default=None, help="The connected app's consumer key (JWT, client credentials).")
+@click.option(
+    "--client-secret", envvar="FLYWHEEL_SALESFORCE_SECRET", default=None, help="Client credentials."
+)
+@click.option("--domain", default=None, help="login, test, or your My Domain (e.g. yourorg.my).")
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def connect_salesforce(
+    app: AppContext,
+    instance_url: str | None,
+    username: str | None,
+    password: str | None,
+    security_token: str | None,
+    jwt_key: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    domain: str | None,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """Log in once (username-password with security token, JWT bearer, or client credentials),
+    then store the credentials encrypted. They are never printed."""
+    if jwt_key:
+        if not (client_id and username):
+            raise ValidationFailed(
+                "a JWT login needs --client-id and --username", hint="add both, with --jwt-key"
+            )
+        with open(jwt_key, encoding="utf-8") as handle:
+            creds = {
+                "mode": "jwt",
+                "username": username,
+                "client_id": client_id,
+                "private_key": handle.read(),
+            }
+    elif client_id and (client_secret or not username):
+        if not client_secret:
+            client_secret = click.prompt("Salesforce client secret", hide_input=True, err=True)
+        creds = {"mode": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+    elif username:
+        if not password:
+            password = click.prompt("Salesforce password", hide_input=True, err=True)
+        creds = {
+            "mode": "password",
+            "username": username,
+            "password": password,
+            "security_token": security_token or "",
+        }
+    else:
+        raise ValidationFailed(
+            "say how to log in to Salesforce",
+            hint="--username with --password and --security-token, or --jwt-key with --client-id and "
+            "--username, or --client-id with --client-secret (and --domain for your My Domain)",
+        )
+    if domain:
+        creds["domain"] = domain
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    row = connect_salesforce_account(app.engine, app.settings, ws.id, creds, instance_url)
+    if as_json:
+        app.emit_json(
+            {
+                "crm": "salesforce",
+                "workspace": ws.slug,
+                "mode": creds["mode"],
+                "connected": True,
+                "id": row.id,
+            }
+        )
+        return
+    app.out.print(f"connected Salesforce ({creds['mode']} login) to workspace {escape(ws.slug)}")
+    app.out.print(
+        "next: `flywheel crm check` names any custom field to create; then `flywheel crm sync --dry-run`"
+    )
+
+
 @crm.command("check")
 @crm_option
 @workspace_option
@@ -90,6 +180,8 @@ def check(app: AppContext, kind: str | None, workspace: str | None, as_json: boo
     try:
         with open_adapter(app.settings, row, max_attempts=3) as adapter:
             adapter.check()
+            if row.kind == "salesforce":  # fields are an admin's to create: name any missing
+                adapter.ensure_schema(FieldMap.from_settings(row.settings).specs())
     except CrmError as exc:
         raise crm_error(exc, row.kind) from exc
     with app.engine.connect() as conn:

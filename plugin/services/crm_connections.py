@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import requests
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -119,11 +121,59 @@ def sandbox_state_path(settings: Settings) -> Path:
     return Path(beside_database(settings.database_url, "flywheel-hubspot-sandbox.json"))
 
 
+#: The requests session simple-salesforce logs in and calls with (None: its own). Tests point it at
+#: the Salesforce fake; a proxy or a private CA would go here too.
+def salesforce_session() -> requests.Session | None:
+    return None
+
+
+def salesforce_client(credentials: dict[str, Any], instance_url: str | None) -> Any:
+    """A logged-in simple-salesforce client for one of the three flows the credentials name."""
+    from simple_salesforce.api import Salesforce
+
+    mode, session = credentials.get("mode"), salesforce_session()
+    domain = credentials.get("domain") or None
+    try:
+        if mode == "password":
+            return Salesforce(
+                username=credentials["username"],
+                password=credentials["password"],
+                security_token=credentials.get("security_token") or "",
+                domain=domain,
+                session=session,
+            )
+        if mode == "jwt":
+            return Salesforce(
+                username=credentials["username"],
+                consumer_key=credentials["client_id"],
+                privatekey=credentials["private_key"],
+                domain=domain,
+                session=session,
+            )
+        if mode == "client_credentials":
+            return Salesforce(
+                consumer_key=credentials["client_id"],
+                consumer_secret=credentials["client_secret"],
+                domain=domain,
+                session=session,
+            )
+    except SalesforceAuthenticationFailed as exc:
+        raise CrmAuthError("Salesforce refused the login (check the user, password, token or app)") from exc
+    raise ConfigError(
+        f"unknown Salesforce login mode {mode!r}", hint="connect again with `flywheel crm connect salesforce`"
+    )
+
+
 @contextmanager
-def open_adapter(settings: Settings, row: CrmConnection, **kwargs: Any) -> Iterator[HubSpotAdapter]:
+def open_adapter(settings: Settings, row: CrmConnection, **kwargs: Any) -> Iterator[Any]:
     """The connection's adapter for the length of a ``with`` block. A test-mode connection
     (``flywheel crm connect hubspot --sandbox``) starts the HubSpot sandbox on loopback with its
     saved state, and saves the state again at the end, so the next command sees what this one wrote."""
+    if row.kind == "salesforce":
+        from connectors.crm.salesforce import SalesforceAdapter
+
+        yield SalesforceAdapter(salesforce_client(credentials_of(settings, row), row.base_url), **kwargs)
+        return
     if not (row.base_url or "").startswith(SANDBOX):
         yield hubspot_adapter(settings, row, **kwargs)
         return
@@ -217,3 +267,20 @@ def connect_hubspot_account(
     except CrmError as exc:
         raise crm_error(exc, "hubspot") from exc
     return save_connection(engine, settings, workspace_id, "hubspot", {"token": token}, base_url)
+
+
+def connect_salesforce_account(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    credentials: dict[str, Any],
+    instance_url: str | None,
+) -> CrmConnection:
+    """Log in with the credentials and make one call; then store them encrypted."""
+    try:
+        from connectors.crm.salesforce import SalesforceAdapter
+
+        SalesforceAdapter(salesforce_client(credentials, instance_url), max_attempts=3).check()
+    except CrmError as exc:
+        raise crm_error(exc, "salesforce") from exc
+    return save_connection(engine, settings, workspace_id, "salesforce", credentials, instance_url)

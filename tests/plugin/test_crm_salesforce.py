@@ -10,10 +10,13 @@ import math
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from connectors.crm.salesforce import EXTERNAL_ID, SalesforceAdapter, sf_name
+from plugin.cli import cli
 from plugin.errors import PermanentError, TransientError
+from plugin.services import crm_connections
 from plugin.services.crm_connections import save_connection
 from plugin.services.crm_fields import FIELDS
 from plugin.services.crm_sync import sync_crm
@@ -104,3 +107,33 @@ def test_the_sync_stops_before_the_days_api_allowance_runs_out(
     with pytest.raises(TransientError, match="daily API limit") as caught:
         sync(engine, settings, workspace_id, salesforce_fake)
     assert caught.value.hint and "tomorrow" in caught.value.hint
+
+
+def test_connect_check_and_sync_through_the_cli_without_printing_a_secret(
+    engine: Engine,
+    workspace_id: int,
+    salesforce_fake: SalesforceFake,
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(crm_connections, "salesforce_session", salesforce_fake.session)
+    members(engine, workspace_id, 30)
+    login = ["crm", "connect", "salesforce", "--username", salesforce_fake.username]
+    bad = runner.invoke(cli, [*login, "--password", "wrong-password", "--security-token", "x"])
+    assert bad.exit_code == 3 and "refused the login" in bad.stderr and "wrong-password" not in bad.output
+    ok = runner.invoke(
+        cli, [*login, "--security-token", salesforce_fake.security_token, "--json"],
+        env={"FLYWHEEL_SALESFORCE_PASSWORD": salesforce_fake.password},
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert salesforce_fake.password not in ok.output
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT credentials_encrypted FROM crm_connections").scalar_one()
+    assert salesforce_fake.password not in stored and salesforce_fake.security_token not in stored
+    missing = runner.invoke(cli, ["crm", "check"])
+    assert missing.exit_code == 1 and "Contact.Flywheel_Member_Id__c" in missing.stderr
+    add_fields(salesforce_fake)
+    assert runner.invoke(cli, ["crm", "check"]).exit_code == 0
+    done = runner.invoke(cli, ["crm", "sync", "--json"])
+    assert done.exit_code == 0, done.output
+    assert '"created": 30' in done.output and len(salesforce_fake.records("Lead")) == 30
