@@ -11,10 +11,13 @@ day's API use on every response. SOQL is built with ``format_soql``, never by st
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import requests
@@ -44,6 +47,7 @@ from connectors.crm.retry import Failure, Retrier, Window
 from connectors.errors import CrmRateLimited, CrmRejected
 
 SALESFORCE_BATCH = 200  # records per sObject Collections call: Salesforce's cap
+BULK_THRESHOLD = 2_000  # changed members above which Leads go by Bulk API 2.0 (one job, not N calls)
 EXTERNAL_ID = "Flywheel_Member_Id__c"
 TIMEOUT_S = 30.0
 STOP_AT_SHARE = 0.95  # of the day's API allowance: stop before the org's own integrations starve
@@ -109,8 +113,12 @@ class SalesforceAdapter:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_attempts: int = 6,
+        bulk_threshold: int = BULK_THRESHOLD,
+        bulk_poll_s: int = 5,
     ) -> None:
-        self._sf = client
+        self._sf: Any = client  # simple-salesforce's sObject attributes are dynamic
+        self.bulk_threshold = bulk_threshold  # above this many changed members, Leads go by Bulk API 2.0
+        self._bulk_poll_s = bulk_poll_s
         self._timeout = timeout
         self.window = Window(clock=clock)
         errors = (SalesforceError, requests.exceptions.Timeout, requests.exceptions.ConnectionError)
@@ -190,20 +198,28 @@ class SalesforceAdapter:
             out += self._upsert_batch(records[start : start + SALESFORCE_BATCH])
         return out
 
-    def _upsert_batch(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+    def upsert_bulk(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        """Many members at once: Contacts found by email are updated with collections; the Leads go
+        in one Bulk API 2.0 upsert job (polled until done), its results read back per record."""
+        return self._upsert_batch(records, bulk=True)
+
+    def _upsert_batch(self, records: Sequence[CrmRecord], *, bulk: bool = False) -> list[Outcome]:
         """An existing Contact with the member's email wins; everyone else is a Lead keyed by the
         member id. A Lead converted since is followed to its Contact."""
         emails = sorted({r.email for r in records})
         contacts: dict[str, str] = {}
-        for row in self._query(
-            "Contact.query", format_soql("SELECT Id, Email FROM Contact WHERE Email IN {}", emails)
-        ):
-            contacts.setdefault(str(row["Email"]).lower(), str(row["Id"]))
+        for start in range(0, len(emails), SALESFORCE_BATCH):
+            soql = format_soql(
+                "SELECT Id, Email FROM Contact WHERE Email IN {}", emails[start : start + SALESFORCE_BATCH]
+            )
+            for row in self._query("Contact.query", soql):
+                contacts.setdefault(str(row["Email"]).lower(), str(row["Id"]))
         on_contact = [r for r in records if r.email in contacts]
         as_lead = [r for r in records if r.email not in contacts]
         outcomes = {o.key: o for o in self._update_contacts([(r, contacts[r.email]) for r in on_contact])}
         converted: list[CrmRecord] = []
-        for o, r in zip(self._upsert_leads(as_lead), as_lead, strict=True):
+        lead_outcomes = self._bulk_leads(as_lead) if bulk else self._upsert_leads(as_lead)
+        for o, r in zip(lead_outcomes, as_lead, strict=True):
             if o.status == "failed" and CONVERTED in (o.reason or ""):
                 converted.append(r)
             else:
@@ -245,6 +261,12 @@ class SalesforceAdapter:
         return values
 
     def _update_contacts(self, pairs: Sequence[tuple[CrmRecord, str]]) -> list[Outcome]:
+        if len(pairs) > SALESFORCE_BATCH:
+            return [
+                o
+                for i in range(0, len(pairs), SALESFORCE_BATCH)
+                for o in self._update_contacts(pairs[i : i + SALESFORCE_BATCH])
+            ]
         if not pairs:
             return []
         body = {
@@ -258,6 +280,12 @@ class SalesforceAdapter:
         return [_outcome(r.key, res, created=False) for (r, _), res in zip(pairs, results, strict=True)]
 
     def _upsert_leads(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        if len(records) > SALESFORCE_BATCH:
+            return [
+                o
+                for i in range(0, len(records), SALESFORCE_BATCH)
+                for o in self._upsert_leads(records[i : i + SALESFORCE_BATCH])
+            ]
         if not records:
             return []
         body = {
@@ -270,6 +298,34 @@ class SalesforceAdapter:
             "Lead.collections_upsert", f"composite/sobjects/Lead/{EXTERNAL_ID}", "PATCH", json=body
         )
         return [_outcome(r.key, res, created=None) for r, res in zip(records, results, strict=True)]
+
+    def _bulk_leads(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        if not records:
+            return []
+        rows = [self._values("Lead", r, lead=True) for r in records]
+        columns = sorted({k for row in rows for k in row})
+        text_rows = [{c: "" if row.get(c) is None else str(row[c]) for c in columns} for row in rows]
+        bulk = self._sf.bulk2.Lead
+        jobs = self._call(
+            "Lead.bulk_upsert",
+            lambda: bulk.upsert(records=text_rows, external_id_field=EXTERNAL_ID, wait=self._bulk_poll_s),
+        )
+        results: dict[str, Outcome] = {}
+        for job in jobs:
+            job_id = str(job["job_id"])
+            good: str = self._call("Lead.bulk_results", partial(bulk.get_successful_records, job_id))
+            bad: str = self._call("Lead.bulk_failures", partial(bulk.get_failed_records, job_id))
+            for row in csv.DictReader(io.StringIO(good)):
+                made = str(row.get("sf__Created", "")).lower() == "true"
+                key = row[EXTERNAL_ID]
+                results[key] = Outcome(key, "created" if made else "updated", crm_id=row.get("sf__Id"))
+            for row in csv.DictReader(io.StringIO(bad)):
+                key = row[EXTERNAL_ID]
+                results[key] = Outcome(key, "failed", reason=row.get("sf__Error") or "refused")
+        return [
+            results.get(r.key) or Outcome(r.key, "failed", reason="not in the Bulk job's results")
+            for r in records
+        ]
 
     def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]:
         """Signals as completed Tasks on the Contact or Lead (``WhoId``), 200 a call."""

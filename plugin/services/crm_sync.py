@@ -270,13 +270,18 @@ def _run(
                 )
             status = "done"
             return report
+        # Above the adapter's bulk threshold (Salesforce: Bulk API 2.0) everything goes as one job;
+        # its outcomes are stored in chunks all the same.
+        bulk = getattr(crm, "bulk_threshold", None)
+        step = len(todo) if bulk and len(todo) > bulk else crm.batch_size
         done = 0
-        for start in range(0, len(todo), crm.batch_size):
-            batch = todo[start : start + crm.batch_size]
-            outcomes = crm.upsert_contacts(batch)
-            with engine.begin() as conn:
-                _store(conn, row.id, batch, outcomes)
-                renew_lease(conn, row.id, holder)
+        for start in range(0, len(todo), max(step, 1)):
+            batch = todo[start : start + step]
+            outcomes = crm.upsert_bulk(batch) if step > crm.batch_size else crm.upsert_contacts(batch)  # type: ignore[attr-defined]
+            for part in range(0, len(batch), 1_000):
+                with engine.begin() as conn:
+                    _store(conn, row.id, batch[part : part + 1_000], outcomes[part : part + 1_000])
+                    renew_lease(conn, row.id, holder)
             for o in outcomes:
                 report.counts[o.status] += 1
                 if o.status == "failed" and len(report.failures) < MAX_FAILURES_SHOWN:
@@ -284,7 +289,8 @@ def _run(
             done += len(batch)
             if progress:
                 progress(done, len(todo))
-        report.counts.update(sync_companies(engine, workspace_id, row.id, crm))
+        if getattr(crm, "companies", True):  # Salesforce: Accounts are left to the org's own rules
+            report.counts.update(sync_companies(engine, workspace_id, row.id, crm))
         _note_signals(engine, workspace_id, row, crm, report)
         status = "done"
         return report

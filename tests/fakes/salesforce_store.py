@@ -439,6 +439,12 @@ def _fold(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+def _index_key(value: Any) -> Any:
+    """What equal values share in an index (text folded as SOQL compares it)."""
+    folded = _fold(value)
+    return folded if isinstance(folded, str | int | float | bool) or folded is None else str(folded)
+
+
 def _matches(value: Any, cond: _Condition) -> bool:
     """SOQL compares text case-insensitively."""
     left, right = _fold(value), cond.value
@@ -547,6 +553,9 @@ class SalesforceStore:
         self._serial = itertools.count(1)
         self.objects = _standard_objects()
         self._records: dict[str, dict[str, Record]] = {name: {} for name in self.objects}
+        # (sObject, field) -> folded value -> ids: equality lookups (upsert keys, unique fields,
+        # duplicate rules) stay O(1) at 10,000 records; built on first use, kept on every write.
+        self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = {}
         self._duplicate_rules: dict[str, str] = {}  # sobject -> field matched (case-insensitively)
         self._cursors: dict[str, tuple[int, list[Record]]] = {}
         self._jobs: dict[str, BulkJob] = {}
@@ -766,6 +775,7 @@ class SalesforceStore:
             spec = self.spec(sobject)
             stored = self._stored(spec.name, record_id)
             del self._records[spec.name][stored["Id"]]
+            self._reindex(spec.name, stored["Id"], stored, None)
 
     def upsert(
         self, sobject: str, field_name: str, value: str, values: Mapping[str, Any]
@@ -805,14 +815,39 @@ class SalesforceStore:
             )
         return found
 
+    def _index(self, sobject: str, field_name: str) -> dict[Any, set[str]]:
+        key = (sobject, field_name)
+        found = self._indexes.get(key)
+        if found is None:
+            found = {}
+            for r in self._records[sobject].values():
+                found.setdefault(_index_key(r.get(field_name)), set()).add(r["Id"])
+            self._indexes[key] = found
+        return found
+
+    def _reindex(self, sobject: str, record_id: str, old: Record | None, new: Record | None) -> None:
+        for (s, field_name), index in self._indexes.items():
+            if s != sobject:
+                continue
+            if old is not None:
+                index.get(_index_key(old.get(field_name)), set()).discard(record_id)
+            if new is not None:
+                index.setdefault(_index_key(new.get(field_name)), set()).add(record_id)
+
+    def _equal(self, sobject: str, field_name: str, value: Any, own_id: str | None = None) -> list[Record]:
+        """Records whose field equals ``value`` as SOQL compares (text without case)."""
+        cond = _Condition(field_name, "=", value)
+        ids = self._index(sobject, field_name).get(_index_key(value), set())
+        rows = [self._records[sobject][i] for i in sorted(ids) if i != own_id and i in self._records[sobject]]
+        return [r for r in rows if _matches(r.get(field_name), cond)]
+
     def _matching(self, spec: ObjectSpec, key: FieldSpec, value: Any) -> list[Record]:
         if key.name == "Id":
             try:
                 return [self._stored(spec.name, str(value))]
             except SalesforceError:
                 return []
-        cond = _Condition(key.name, "=", value)
-        return [r for r in self._records[spec.name].values() if _matches(r.get(key.name), cond)]
+        return self._equal(spec.name, key.name, value)
 
     def _clean(self, spec: ObjectSpec, values: Mapping[str, Any], creating: bool) -> Record:
         """Field names made canonical; unknown and read-only fields refused."""
@@ -846,18 +881,19 @@ class SalesforceStore:
             raise SalesforceError(
                 400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
             )
-        others = [r for r in self._records[spec.name].values() if r["Id"] != own_id]
         rule = self._duplicate_rules.get(spec.name)
-        if creating and rule and record.get(rule) not in (None, ""):
-            cond = _Condition(rule, "=", record[rule])
-            if any(_matches(r.get(rule), cond) for r in others):
-                # The standard rules' alert text; github.com/jetstreamapp/jetstream/issues/482
-                raise SalesforceError(400, "DUPLICATES_DETECTED", "Use one of these records?", [])
+        if (
+            creating
+            and rule
+            and record.get(rule) not in (None, "")
+            and self._equal(spec.name, rule, record[rule], own_id)
+        ):
+            # The standard rules' alert text; github.com/jetstreamapp/jetstream/issues/482
+            raise SalesforceError(400, "DUPLICATES_DETECTED", "Use one of these records?", [])
         for spec_field in spec.fields.values():
             value = record.get(spec_field.name)
             if spec_field.unique and value not in (None, ""):
-                cond = _Condition(spec_field.name, "=", value)
-                clash = next((r for r in others if _matches(r.get(spec_field.name), cond)), None)
+                clash = next(iter(self._equal(spec.name, spec_field.name, value, own_id)), None)
                 if clash is not None:
                     raise SalesforceError(
                         400,
@@ -875,6 +911,7 @@ class SalesforceStore:
             ):
                 self._check_reference(ref, str(record[ref.name]))
         if spec.name == "CampaignMember" and creating:
+            others = [r for r in self._records[spec.name].values() if r["Id"] != own_id]
             self._check_campaign_member(record, others)
 
     def _check_reference(self, ref: FieldSpec, value: str) -> None:
@@ -916,6 +953,7 @@ class SalesforceStore:
         record |= {"Id": record_id, "IsDeleted": False, "CreatedDate": now, "CreatedById": self.user_id}
         record |= {"LastModifiedDate": now, "LastModifiedById": self.user_id, "SystemModstamp": now}
         self._records[sobject][record_id] = record
+        self._reindex(sobject, record_id, None, record)
         return record_id
 
     def _update(self, sobject: str, record_id: str, values: Mapping[str, Any]) -> None:
@@ -927,8 +965,10 @@ class SalesforceStore:
         clean = self._clean(spec, values, creating=False)
         merged = {**stored, **clean}
         self._check(spec, merged, creating=False, own_id=stored["Id"])
+        before = dict(stored)
         stored.update(clean)
         self._touch(stored)
+        self._reindex(sobject, stored["Id"], before, stored)
 
     def _touch(self, stored: Record) -> None:
         now = utc_iso(self._now())
@@ -949,7 +989,9 @@ class SalesforceStore:
                 "record limit reached. cannot submit more than 200 records into this call",
             )
         with self._lock:
-            saved = copy.deepcopy(self._records)
+            saved = (
+                copy.deepcopy(self._records) if all_or_none else self._records
+            )  # only allOrNone rolls back
             results = []
             for record in records:
                 try:
@@ -960,6 +1002,7 @@ class SalesforceStore:
                     results.append({"id": None, "success": False, "errors": [exc.result_error()]})
             if all_or_none and not all(r["success"] for r in results):
                 self._records = saved
+                self._indexes = {}  # rebuilt from the restored records on next use
                 rolled = SalesforceError(
                     400,
                     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
@@ -1274,6 +1317,7 @@ class SalesforceStore:
         if job.operation == "delete":
             stored = self._stored(spec.name, str(values.get("Id") or ""))
             del self._records[spec.name][stored["Id"]]
+            self._reindex(spec.name, stored["Id"], stored, None)
             return stored["Id"], False
         if job.operation == "update":
             stored = self._stored(spec.name, str(values.get("Id") or ""))

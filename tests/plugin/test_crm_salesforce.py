@@ -137,3 +137,42 @@ def test_connect_check_and_sync_through_the_cli_without_printing_a_secret(
     done = runner.invoke(cli, ["crm", "sync", "--json"])
     assert done.exit_code == 0, done.output
     assert '"created": 30' in done.output and len(salesforce_fake.records("Lead")) == 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["collections", "bulk"])
+def test_ten_thousand_members_through_5xx_and_a_timeout_once_each_within_the_call_bounds(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake, path: str
+) -> None:
+    n = 10_000
+    members(engine, workspace_id, n)
+    add_fields(salesforce_fake)
+    connect(engine, settings, workspace_id, salesforce_fake)
+    bulk = path == "bulk"
+    route = ("PUT", "/services/data/vXX.X/jobs/ingest/{jobId}/batches") if bulk else UPSERT
+    salesforce_fake.fail(*route, status=503, nth=1 if bulk else 7)
+    salesforce_fake.slow(
+        *("GET", "/services/data/vXX.X/query"), seconds=2.5, nth=3
+    )  # outlasts the 2 s timeout
+    adapter = SalesforceAdapter(
+        salesforce_fake.client(),
+        sleep=lambda s: None,
+        timeout=2.0,
+        bulk_poll_s=0,
+        bulk_threshold=2_000 if bulk else n + 1,
+    )
+    report = sync_crm(engine, settings, workspace_id, adapter=adapter)
+    # A timed-out call may land before its retry: "created" or "updated", never twice.
+    assert report.counts["created"] + report.counts["updated"] == n and report.counts["failed"] == 0
+    leads = salesforce_fake.records("Lead")
+    assert len(leads) == n and len({r[EXTERNAL_ID] for r in leads}) == n
+    if bulk:
+        assert (
+            report.calls["Lead.bulk_upsert"] == 2 and salesforce_fake.count(*UPSERT) == 0
+        )  # one retry: the 503
+    else:  # one collections call per 200 members, plus the one the 503 cost
+        assert salesforce_fake.count(*UPSERT) == math.ceil(n / 200) + 1
+    again = sync_crm(engine, settings, workspace_id, adapter=adapter)
+    assert again.counts["unchanged"] == n and again.calls.get("Lead.bulk_upsert", 0) == report.calls.get(
+        "Lead.bulk_upsert", 0
+    )
