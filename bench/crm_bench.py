@@ -1,12 +1,14 @@
 """CRM sync throughput: N changed members pushed to the HubSpot sandbox enforcing HubSpot's
-ten-second limit (190 calls), in records per second against the ceiling (190 x 100 / 10 s).
+ten-second limit (190 calls), in records per second against the ceiling (190 x 100 / 10 s); or to
+the Salesforce fake, by sObject Collections or by one Bulk API 2.0 job.
 
-The sandbox runs in its own process, as a real CRM is elsewhere: its request handling does not
-share this process's CPU (the GIL). The database is a temporary SQLite file with N members, their
+The CRM runs in its own process, as a real CRM is elsewhere: its request handling does not share
+this process's CPU (the GIL). The database is a temporary SQLite file with N members, their
 activities and their scores.
 
-    python -m bench.crm_bench                # 20,000 members
-    python -m bench.crm_bench --members 5000 --json
+    python -m bench.crm_bench                # 20,000 members to HubSpot
+    python -m bench.crm_bench --crm salesforce --path collections
+    python -m bench.crm_bench --crm salesforce --path bulk --json
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,6 +42,24 @@ def serve(pipe: Connection, window_max: int) -> None:
         counts = {f"{m} {r}": n for (m, r), n in sandbox.calls.items()}
         rejected = sum(1 for c in sandbox.call_log if c.status == 429)
         pipe.send({"calls": counts, "rate_limited": rejected, "contacts": len(sandbox.store.all("contacts"))})
+
+
+def serve_salesforce(pipe: Connection) -> None:
+    """In the child: the Salesforce fake with Flywheel's fields, until the parent says stop."""
+    from connectors.crm.salesforce import EXTERNAL_ID, sf_name
+    from plugin.services.crm_fields import FIELDS
+    from tests.fakes.salesforce import SalesforceFake
+
+    types = {"string": "string", "text": "textarea", "number": "double", "datetime": "datetime"}
+    with SalesforceFake(daily_api_limit=1_000_000) as fake:
+        for sobject in ("Contact", "Lead"):
+            fake.add_field(sobject, EXTERNAL_ID, external_id=True, unique=True)
+            for spec in FIELDS[1:]:
+                fake.add_field(sobject, sf_name(spec.name), type=types[spec.kind])
+        pipe.send((fake.instance_url, fake.netloc, fake.ca_bundle, fake.issue_session()))
+        pipe.recv()
+        counts = {f"{m} {r}": n for (m, r), n in fake.calls.items()}
+        pipe.send({"calls": counts, "leads": len(fake.records("Lead"))})
 
 
 def build(db: Path, members: int) -> None:
@@ -75,8 +96,7 @@ def build(db: Path, members: int) -> None:
     engine.dispose()
 
 
-def measure(db: Path, base_url: str) -> dict[str, Any]:
-    from connectors.crm.hubspot import HubSpotAdapter
+def measure(db: Path, kind: str, make_adapter: Callable[[], Any]) -> dict[str, Any]:
     from plugin.db.engine import make_engine
     from plugin.services.crm_connections import save_connection
     from plugin.services.crm_sync import sync_crm
@@ -86,15 +106,18 @@ def measure(db: Path, base_url: str) -> dict[str, Any]:
         {"FLYWHEEL_DATABASE_URL": f"sqlite:///{db}", "FLYWHEEL_SECRET_KEY_FILE": str(db) + ".key"}
     )
     engine = make_engine(settings)
-    save_connection(engine, settings, 1, "hubspot", {"token": TOKEN}, base_url)
+    save_connection(engine, settings, 1, kind, {"token": TOKEN}, None)
     started = time.perf_counter()
-    report = sync_crm(engine, settings, 1, adapter=HubSpotAdapter(TOKEN, host=base_url))
+    report = sync_crm(engine, settings, 1, adapter=make_adapter())
     seconds = time.perf_counter() - started
     again_started = time.perf_counter()
-    again = sync_crm(engine, settings, 1, adapter=HubSpotAdapter(TOKEN, host=base_url))
+    again = sync_crm(engine, settings, 1, adapter=make_adapter())
     return {
         "seconds": seconds,
         "records_per_s": (report.counts["created"] + report.counts["updated"]) / seconds,
+        "phases": report.phases,
+        "contacts_records_per_s": (report.counts["created"] + report.counts["updated"])
+        / report.phases["contacts"],
         "counts": dict(report.counts),
         "calls": report.calls,
         "resync_seconds": time.perf_counter() - again_started,
@@ -107,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.crm_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--window-max", type=int, default=WINDOW_MAX)
+    parser.add_argument("--crm", choices=["hubspot", "salesforce"], default="hubspot")
+    parser.add_argument(
+        "--path", choices=["collections", "bulk"], default="collections", help="Salesforce only"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="flywheel-crm-bench-"))
@@ -115,19 +142,47 @@ def main(argv: list[str] | None = None) -> int:
     build(db, args.members)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=serve, args=(child, args.window_max), daemon=True)
-    server.start()
-    base_url = parent.recv()
-    print(f"syncing to the sandbox at {base_url} ({args.window_max} calls per 10 s) ...", file=sys.stderr)
-    figures = measure(db, base_url)
+    if args.crm == "hubspot":
+        server = ctx.Process(target=serve, args=(child, args.window_max), daemon=True)
+        server.start()
+        base_url = parent.recv()
+        print(f"syncing to the sandbox at {base_url} ({args.window_max} calls per 10 s) ...", file=sys.stderr)
+
+        def make_adapter() -> Any:
+            from connectors.crm.hubspot import HubSpotAdapter
+
+            return HubSpotAdapter(TOKEN, host=base_url)
+    else:
+        server = ctx.Process(target=serve_salesforce, args=(child,), daemon=True)
+        server.start()
+        instance_url, netloc, ca_bundle, session_id = parent.recv()
+        print(f"syncing to the Salesforce fake at {instance_url} by {args.path} ...", file=sys.stderr)
+
+        def make_adapter() -> Any:
+            import requests
+            from simple_salesforce.api import Salesforce
+
+            from connectors.crm.salesforce import SalesforceAdapter
+            from tests.fakes.salesforce import LoginHostAdapter
+
+            session = requests.Session()
+            session.trust_env = False
+            session.mount("https://", LoginHostAdapter(netloc, ca_bundle))
+            client = Salesforce(instance_url=instance_url, session_id=session_id, session=session)
+            bulk = 2_000 if args.path == "bulk" else args.members + 1
+            return SalesforceAdapter(client, bulk_threshold=bulk, bulk_poll_s=1)
+
+    figures = measure(db, args.crm, make_adapter)
     parent.send("stop")
-    figures["sandbox"] = parent.recv()
+    figures["crm_side"] = parent.recv()
     server.join(10)
-    ceiling = args.window_max * 100 / 10
+    ceiling = args.window_max * 100 / 10 if args.crm == "hubspot" else None
     figures |= {
+        "crm": args.crm,
+        "path": args.path if args.crm == "salesforce" else "batch upsert",
         "members": args.members,
         "ceiling_records_per_s": ceiling,
-        "share_of_ceiling": figures["records_per_s"] / ceiling,
+        "share_of_ceiling": figures["records_per_s"] / ceiling if ceiling else None,
         "machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "python": platform.python_version(),
                     "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M")},
@@ -135,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
+        share = f", {figures['share_of_ceiling']:.1%} of the {ceiling:,.0f}/s ceiling" if ceiling else ""
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in figures["phases"].items())
+        share += f" (members alone {figures['contacts_records_per_s']:,.0f}/s; {phases})"
+        writes = sum(v for k, v in figures["resync_calls"].items() if "upsert" in k or "collections" in k)
         print(
-            f"{args.members:,} members in {figures['seconds']:.2f} s: "
-            f"{figures['records_per_s']:,.0f} records/s, "
-            f"{figures['share_of_ceiling']:.1%} of the {ceiling:,.0f}/s ceiling; "
-            f"{sum(figures['calls'].values())} calls, {figures['sandbox']['rate_limited']} answered 429; "
-            f"failed {figures['counts'].get('failed', 0)}; re-sync {figures['resync_seconds']:.2f} s with "
-            f"{figures['resync_calls'].get('contacts.batch_upsert', 0)} upsert calls"
+            f"{args.crm} ({figures['path']}): {args.members:,} members in {figures['seconds']:.2f} s: "
+            f"{figures['records_per_s']:,.0f} records/s{share}; {sum(figures['calls'].values())} calls; "
+            f"failed {figures['counts'].get('failed', 0)}; re-sync {figures['resync_seconds']:.2f} s, "
+            f"{writes} write calls"
         )
     return 0
 

@@ -37,6 +37,9 @@ from connectors.crm.hubspot_wire import HUBSPOT_BATCH, HubSpotCore, reasons_by_t
 from connectors.errors import CrmRejected
 
 NOTE_TO_CONTACT = 202  # HubSpot-defined association type: note to contact (notes guide)
+# Pairs per associations v4 batch create: HubSpot takes up to 2,000; half that keeps a request small
+# (v4 batch read is capped at 1,000: HubSpot's changelog, February 2025).
+ASSOCIATION_BATCH = 1_000
 
 
 class ObjectsMixin(HubSpotCore):
@@ -132,13 +135,13 @@ class ObjectsMixin(HubSpotCore):
         return out
 
     def associate_contacts(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """Contact-to-company associations (HubSpot's default type), 100 pairs a call (v4 batch)."""
+        """Contact-to-company associations (HubSpot's default type), 1,000 pairs a call (v4 batch)."""
         api = self._client.crm.associations.v4.batch_api
-        for start in range(0, len(pairs), HUBSPOT_BATCH):
+        for start in range(0, len(pairs), ASSOCIATION_BATCH):
             body = BatchInputPublicDefaultAssociationMultiPost(
                 inputs=[
                     PublicDefaultAssociationMultiPost(_from=AssociationEnd(id=a), to=AssociationEnd(id=b))
-                    for a, b in pairs[start : start + HUBSPOT_BATCH]
+                    for a, b in pairs[start : start + ASSOCIATION_BATCH]
                 ]
             )
             self._call(

@@ -34,6 +34,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from plugin.sandbox.hubspot_store import (
+    ASSOCIATION_BATCH_LIMIT,
     BATCH_LIMIT,
     JSON,
     HubSpotError,
@@ -532,7 +533,7 @@ class HubSpotSandbox:
                 params["toObjectType"],
                 str(item["to"]["id"]),
             )
-            for item in _inputs(request)
+            for item in _inputs(request, ASSOCIATION_BATCH_LIMIT)
         ]
         return _batch_reply(made, [], started)
 
@@ -602,12 +603,12 @@ def _body(request: Request) -> JSON:
     return data
 
 
-def _inputs(request: Request) -> list[JSON]:
+def _inputs(request: Request, limit: int = BATCH_LIMIT) -> list[JSON]:
     inputs = _body(request).get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
         raise HubSpotError(400, "VALIDATION_ERROR", "The body needs an inputs array of objects")
-    if len(inputs) > BATCH_LIMIT:
-        raise batch_limit_error(len(inputs))
+    if len(inputs) > limit:
+        raise batch_limit_error(len(inputs), limit)
     return inputs
 
 

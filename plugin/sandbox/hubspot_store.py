@@ -61,6 +61,10 @@ DEFAULT_ASSOCIATION = {
 
 SEARCH_LIMIT = 200  # results per search page (the search guide's maximum)
 BATCH_LIMIT = 100  # "Object API batch endpoints are limited to 100 inputs per request."
+# Associations v4 batch create takes up to 2,000 pairs (docs.workato.com/en/connectors/hubspot/
+# actions/associate-records-batch.html, on HubSpot's endpoint; batch read is capped at 1,000:
+# developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api).
+ASSOCIATION_BATCH_LIMIT = 2_000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -106,9 +110,9 @@ def validation_error(problems: Sequence[Problem], portal_id: int) -> HubSpotErro
     return HubSpotError(400, "VALIDATION_ERROR", property_message(problems, portal_id), errors=errors)
 
 
-def batch_limit_error(count: int) -> HubSpotError:
-    """The 400 for a batch over :data:`BATCH_LIMIT` inputs (the wording is the sandbox's own)."""
-    message = f"Batch input size {count} exceeds the limit of {BATCH_LIMIT} inputs per request"
+def batch_limit_error(count: int, limit: int = BATCH_LIMIT) -> HubSpotError:
+    """The 400 for a batch over its limit of inputs (the wording is the sandbox's own)."""
+    message = f"Batch input size {count} exceeds the limit of {limit} inputs per request"
     return HubSpotError(400, "VALIDATION_ERROR", message)
 
 

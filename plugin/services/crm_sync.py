@@ -68,6 +68,7 @@ class SyncReport:
     schema: SchemaReport | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)  # member id and reason, first few
     changes: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would change
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: contacts, companies, notes
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class SyncReport:
             },
             "calls": self.calls,
             "seconds": round(self.seconds, 2),
+            "phases": {k: round(v, 2) for k, v in self.phases.items()},
             "schema": None
             if self.schema is None
             else {"created": self.schema.created, "present": len(self.schema.present)},
@@ -272,6 +274,7 @@ def _run(
             return report
         # Above the adapter's bulk threshold (Salesforce: Bulk API 2.0) everything goes as one job;
         # its outcomes are stored in chunks all the same.
+        phase = time.perf_counter()
         bulk = getattr(crm, "bulk_threshold", None)
         step = len(todo) if bulk and len(todo) > bulk else crm.batch_size
         done = 0
@@ -289,9 +292,14 @@ def _run(
             done += len(batch)
             if progress:
                 progress(done, len(todo))
+        report.phases["contacts"] = time.perf_counter() - phase
         if getattr(crm, "companies", True):  # Salesforce: Accounts are left to the org's own rules
+            phase = time.perf_counter()
             report.counts.update(sync_companies(engine, workspace_id, row.id, crm))
+            report.phases["companies"] = time.perf_counter() - phase
+        phase = time.perf_counter()
         _note_signals(engine, workspace_id, row, crm, report)
+        report.phases["notes"] = time.perf_counter() - phase
         status = "done"
         return report
     except CrmError as exc:
