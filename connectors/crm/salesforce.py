@@ -88,6 +88,8 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure("rejected", text)
     if isinstance(exc, SalesforceGeneralError):
         status = int(getattr(exc, "status", 500) or 500)
+        if status == 429:  # too many at once (concurrency): wait, then go on
+            return Failure("rate", text, 1.0)
         return Failure("transient" if status >= 500 else "rejected", text)
     return None
 

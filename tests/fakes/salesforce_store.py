@@ -268,6 +268,11 @@ def _standard_objects() -> dict[str, ObjectSpec]:
             FieldSpec("Amount", "currency"),
             FieldSpec("Probability", "percent"),
             _ref("AccountId", "Account"),
+            # The primary contact (API 46.0 and later): Opportunity in the SOAP/REST object reference.
+            _ref("ContactId", "Contact"),
+            # Derived from the stage (read-only): Closed Won is won and closed, Closed Lost closed.
+            _ro("IsWon", "boolean"),
+            _ro("IsClosed", "boolean"),
             _ref("CampaignId", "Campaign"),
             _text("LeadSource", kind="picklist"),
             _text("Description", 32000, kind="textarea"),
@@ -731,6 +736,9 @@ class SalesforceStore:
 
     def _visible(self, spec: ObjectSpec, stored: Record) -> Record:
         out = dict(stored)
+        if spec.name == "Opportunity":
+            stage = str(stored.get("StageName") or "")
+            out["IsWon"], out["IsClosed"] = stage == "Closed Won", stage in ("Closed Won", "Closed Lost")
         if spec.field("Name") and spec.name in ("Contact", "Lead"):
             out["Name"] = " ".join(p for p in (stored.get("FirstName"), stored.get("LastName")) if p)
         return out

@@ -6,6 +6,7 @@ day's API allowance is respected."""
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ from plugin.errors import PermanentError, TransientError
 from plugin.services import crm_connections
 from plugin.services.crm_connections import save_connection
 from plugin.services.crm_fields import FIELDS
+from plugin.services.crm_pull import pull_crm
 from plugin.services.crm_sync import sync_crm
 from plugin.settings import Settings
 from tests.fakes.salesforce import SalesforceFake
@@ -142,8 +144,14 @@ def test_connect_check_and_sync_through_the_cli_without_printing_a_secret(
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["collections", "bulk"])
 def test_ten_thousand_members_through_5xx_and_a_timeout_once_each_within_the_call_bounds(
-    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake, path: str
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    salesforce_fake: SalesforceFake,
+    path: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     n = 10_000
     members(engine, workspace_id, n)
     add_fields(salesforce_fake)
@@ -151,6 +159,7 @@ def test_ten_thousand_members_through_5xx_and_a_timeout_once_each_within_the_cal
     bulk = path == "bulk"
     route = ("PUT", "/services/data/vXX.X/jobs/ingest/{jobId}/batches") if bulk else UPSERT
     salesforce_fake.fail(*route, status=503, nth=1 if bulk else 7)
+    salesforce_fake.fail("GET", "/services/data/vXX.X/query", status=429, nth=2)  # too many at once
     salesforce_fake.slow(
         *("GET", "/services/data/vXX.X/query"), seconds=2.5, nth=3
     )  # outlasts the 2 s timeout
@@ -166,6 +175,12 @@ def test_ten_thousand_members_through_5xx_and_a_timeout_once_each_within_the_cal
     assert report.counts["created"] + report.counts["updated"] == n and report.counts["failed"] == 0
     leads = salesforce_fake.records("Lead")
     assert len(leads) == n and len({r[EXTERNAL_ID] for r in leads}) == n
+    with engine.connect() as conn:
+        want = dict(conn.exec_driver_sql(
+            "SELECT m.id, s.label FROM members m JOIN scores s ON s.subject_id = m.id AND s.kind = 'advocate'"
+        ).all())  # fmt: skip
+    assert {int(r[EXTERNAL_ID]): r["Flywheel_Advocate_Level__c"] for r in leads} == want
+    assert all(salesforce_fake.password not in line for line in caplog.text.splitlines())
     if bulk:
         assert (
             report.calls["Lead.bulk_upsert"] == 2 and salesforce_fake.count(*UPSERT) == 0
@@ -176,3 +191,24 @@ def test_ten_thousand_members_through_5xx_and_a_timeout_once_each_within_the_cal
     assert again.counts["unchanged"] == n and again.calls.get("Lead.bulk_upsert", 0) == report.calls.get(
         "Lead.bulk_upsert", 0
     )
+
+
+def test_a_won_opportunity_read_back_makes_the_member_a_customer(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    members(engine, workspace_id, 10)
+    add_fields(salesforce_fake)
+    contact = salesforce_fake.insert("Contact", LastName="Buyer", Email="person4@corp4.io")
+    connect(engine, settings, workspace_id, salesforce_fake)
+    adapter = SalesforceAdapter(salesforce_fake.client(), sleep=lambda s: None)
+    sync_crm(engine, settings, workspace_id, adapter=adapter)
+    salesforce_fake.insert(
+        "Opportunity", Name="Corp4 renewal", StageName="Closed Won", CloseDate="2026-05-30", ContactId=contact
+    )
+    report = pull_crm(engine, settings, workspace_id, adapter=adapter)
+    assert report.counts["won_deals"] == 1 and report.counts["made_customers"] == 1
+    with engine.connect() as conn:
+        stage = conn.exec_driver_sql(
+            "SELECT lifecycle_stage FROM members WHERE primary_email = 'person4@corp4.io'"
+        ).scalar_one()
+    assert stage == "customer"
