@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
+from connectors.crm.salesforce import sf_name
 from connectors.errors import CrmError
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.models import CrmLink
@@ -282,3 +283,45 @@ def pull(app: AppContext, kind: str | None, workspace: str | None, as_json: bool
     )
     if c.get("stages_changed"):
         app.out.print("next: `flywheel score` rescores everyone with their new stages")
+
+
+@crm.command("map")
+@click.argument("field", required=False)
+@click.argument("crm_field", required=False)
+@click.option("--off", is_flag=True, help="Stop sending this field.")
+@click.option("--reset", is_flag=True, help="Back to the default name for this field.")
+@crm_option
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def field_map(
+    app: AppContext,
+    field: str | None,
+    crm_field: str | None,
+    off: bool,
+    reset: bool,
+    kind: str | None,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """Show which Flywheel value goes to which CRM field, or change one: `map flywheel_reasons
+    Community_Notes__c`, `map firstname --off`, `map firstname --reset`."""
+    from plugin.services.crm_connections import set_field_mapping
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    row = load_connection(app.engine, ws.id, kind)
+    if field is not None:
+        row = set_field_mapping(app.engine, row, field, None if off else crm_field, reset=reset)
+    names = FieldMap.from_settings(row.settings).names
+    shown = {k: (sf_name(v) if row.kind == "salesforce" and v else v) for k, v in names.items()}
+    if as_json:
+        app.emit_json({"crm": row.kind, "fields": shown})
+        return
+    table = Table(title=f"{row.kind} field mapping", title_justify="left")
+    table.add_column("Flywheel value")
+    table.add_column("CRM field")
+    for key, value in shown.items():
+        table.add_row(key, value or "(not sent)")
+    app.out.print(table)

@@ -23,7 +23,15 @@ from connectors.crm.hubspot import HubSpotAdapter
 from connectors.errors import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmUnavailable
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection
-from plugin.errors import AuthError, ConfigError, FlywheelError, NotFound, PermanentError, TransientError
+from plugin.errors import (
+    AuthError,
+    ConfigError,
+    FlywheelError,
+    NotFound,
+    PermanentError,
+    TransientError,
+    ValidationFailed,
+)
 from plugin.services.secrets import decrypt, encrypt
 from plugin.settings import Settings, beside_database
 
@@ -284,3 +292,32 @@ def connect_salesforce_account(
     except CrmError as exc:
         raise crm_error(exc, "salesforce") from exc
     return save_connection(engine, settings, workspace_id, "salesforce", credentials, instance_url)
+
+
+def set_field_mapping(
+    engine: Engine, row: CrmConnection, field: str, crm_field: str | None, *, reset: bool = False
+) -> CrmConnection:
+    """Send Flywheel's ``field`` to ``crm_field`` (None: not at all; ``reset``: the default). The
+    next sync sends every member again: their fields' hash changes with the mapping."""
+    from plugin.services.crm_fields import FieldMap
+
+    known = FieldMap.from_settings(None).names
+    if field not in known:
+        raise ValidationFailed(
+            f"unknown Flywheel field {field!r}",
+            fields={"field": "one of " + ", ".join(known)},
+            hint="see `flywheel crm map`",
+        )
+    settings = dict(row.settings or {})
+    fields = dict(settings.get("fields") or {})
+    if reset:
+        fields.pop(field, None)
+    else:
+        fields[field] = crm_field
+    settings["fields"] = fields
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        fresh = session.get(CrmConnection, row.id)
+        assert fresh is not None
+        fresh.settings = settings
+    row.settings = settings
+    return row

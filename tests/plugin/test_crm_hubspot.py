@@ -199,3 +199,23 @@ def test_companies_are_found_by_domain_or_created_and_contacts_associated_in_hub
     assert [c for c, _ in hubspot_fake.store.associations("contacts", contact["id"], "companies")] == [
         existing["id"]
     ]
+
+
+def test_the_field_mapping_is_the_workspaces_own(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake, runner: CliRunner
+) -> None:
+    members(engine, workspace_id, 5)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    assert runner.invoke(cli, ["crm", "map", "flywheel_reasons", "community_notes"]).exit_code == 0
+    assert runner.invoke(cli, ["crm", "map", "firstname", "--off"]).exit_code == 0
+    shown = runner.invoke(cli, ["crm", "map", "--json"])
+    assert '"flywheel_reasons": "community_notes"' in shown.output and '"firstname": null' in shown.output
+    bad = runner.invoke(cli, ["crm", "map", "shoe_size", "x"])
+    assert bad.exit_code == 2 and "unknown Flywheel field" in bad.stderr
+    sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    contact = hubspot_fake.contact("person1@corp1.io")
+    assert contact is not None
+    assert contact["properties"].get("community_notes") and not contact["properties"].get("firstname")
+    assert "flywheel_reasons" not in {p["name"] for p in hubspot_fake.store.properties("contacts")}
