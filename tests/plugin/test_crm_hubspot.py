@@ -219,3 +219,46 @@ def test_the_field_mapping_is_the_workspaces_own(
     assert contact is not None
     assert contact["properties"].get("community_notes") and not contact["properties"].get("firstname")
     assert "flywheel_reasons" not in {p["name"] for p in hubspot_fake.store.properties("contacts")}
+
+
+class DiesAfter(HubSpotAdapter):
+    """The real adapter, until the process 'dies' after a number of contact batches."""
+
+    def __init__(self, *args: Any, batches: int, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.left = batches
+
+    def upsert_contacts(self, records: Any) -> Any:
+        if self.left == 0:
+            raise KeyboardInterrupt  # what a kill looks like from inside: nothing after this runs
+        self.left -= 1
+        return super().upsert_contacts(records)
+
+
+def test_a_sync_killed_midway_is_finished_by_the_next_with_no_duplicate_and_no_one_left_behind(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from plugin.db.base import utcnow
+    from plugin.db.models import CrmConnection
+
+    members(engine, workspace_id, 750)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    with pytest.raises(KeyboardInterrupt):
+        sync_crm(
+            engine,
+            settings,
+            workspace_id,
+            adapter=DiesAfter(hubspot_fake.token, host=hubspot_fake.base_url, batches=3),
+        )
+    assert len(hubspot_fake.contacts_by_email()) == 300
+    with engine.begin() as conn:  # a SIGKILLed process leaves its lease behind; it runs out
+        conn.execute(update(CrmConnection).values(lock_expires_at=utcnow() - timedelta(seconds=1)))
+    report = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    assert (report.counts["created"], report.counts["unchanged"]) == (450, 300)
+    assert len(hubspot_fake.contacts_by_email()) == 750
