@@ -24,6 +24,7 @@ from hubspot.crm.companies import (
 from hubspot.crm.companies import (
     SimplePublicObjectBatchInputForCreate as CompanyCreate,
 )
+from hubspot.crm.lists import ListCreateRequest
 from hubspot.crm.objects.notes import (
     AssociationSpec,
     BatchInputSimplePublicObjectBatchInputForCreate,
@@ -40,6 +41,9 @@ NOTE_TO_CONTACT = 202  # HubSpot-defined association type: note to contact (note
 # Pairs per associations v4 batch create: HubSpot takes up to 2,000; half that keeps a request small
 # (v4 batch read is capped at 1,000: HubSpot's changelog, February 2025).
 ASSOCIATION_BATCH = 1_000
+LIST_BATCH = (
+    1_000  # record ids per memberships/add call (the reference states no cap; this keeps requests small)
+)
 
 
 class ObjectsMixin(HubSpotCore):
@@ -150,6 +154,39 @@ class ObjectsMixin(HubSpotCore):
                     "contacts", "companies", body, _request_timeout=self._timeout
                 ),
             )
+
+    def add_to_list(self, name: str, contact_ids: Sequence[str]) -> tuple[str, int]:
+        """Put contacts on a static (MANUAL) list, made when no list has that name; returns the
+        list id and how many were added (members already on it are not added twice)."""
+        lists = self._client.crm.lists
+        try:
+            found, _ = self._call(
+                "lists.by_name",
+                lambda: lists.lists_api.get_by_name_with_http_info(
+                    name, "0-1", _request_timeout=self._timeout
+                ),
+            )
+            list_id = str(found.list.list_id)
+        except CrmRejected:  # 404: no such list yet
+            made, _ = self._call(
+                "lists.create",
+                lambda: lists.lists_api.create_with_http_info(
+                    ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL"),
+                    _request_timeout=self._timeout,
+                ),
+            )
+            list_id = str(made.list.list_id)
+        added = 0
+        for start in range(0, len(contact_ids), LIST_BATCH):
+            part = list(contact_ids[start : start + LIST_BATCH])
+            got, _ = self._call(
+                "lists.add",
+                lambda part=part: lists.memberships_api.add_with_http_info(  # type: ignore[misc]
+                    list_id, part, _request_timeout=self._timeout
+                ),
+            )
+            added += len(got.records_ids_added or [])
+        return list_id, added
 
     def create_notes(self, notes: Sequence[CrmNote]) -> list[Outcome]:
         """Notes on contacts (``hs_timestamp`` set, associated by type 202), 100 a call; one outcome

@@ -15,6 +15,7 @@ from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsA
 from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
 from hubspot.crm.deals.exceptions import ApiException as DealsApiException
+from hubspot.crm.lists.exceptions import ApiException as ListsApiException
 from hubspot.crm.objects.notes.exceptions import ApiException as NotesApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
@@ -32,6 +33,7 @@ API_ERRORS = (
     NotesApiException,
     CompaniesApiException,
     AssociationsApiException,
+    ListsApiException,
 )
 NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 

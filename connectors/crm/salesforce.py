@@ -352,6 +352,43 @@ class SalesforceAdapter:
             out += [_outcome(n.key, res, created=True) for n, res in zip(part, results, strict=True)]
         return out
 
+    def add_to_list(self, name: str, contact_ids: Sequence[str]) -> tuple[str, int]:
+        """Put Contacts and Leads in a Campaign (made when none has that name) as CampaignMembers,
+        200 a call; someone already a member counts as done (``DUPLICATE_VALUE``). Returns the
+        Campaign id and how many were added."""
+        found = self._query("Campaign.query", format_soql("SELECT Id FROM Campaign WHERE Name = {}", name))
+        if found:
+            campaign = str(found[0]["Id"])
+        else:
+            made = self._rest(
+                "Campaign.create", "sobjects/Campaign", "POST", json={"Name": name, "IsActive": True}
+            )
+            campaign = str(made["id"])
+        added = 0
+        for start in range(0, len(contact_ids), SALESFORCE_BATCH):
+            part = contact_ids[start : start + SALESFORCE_BATCH]
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {
+                        "attributes": {"type": "CampaignMember"},
+                        "CampaignId": campaign,
+                        ("LeadId" if who.startswith("00Q") else "ContactId"): who,
+                    }
+                    for who in part
+                ],
+            }
+            results = self._rest("CampaignMember.collections_create", "composite/sobjects", "POST", json=body)
+            for res in results:
+                codes = {e.get("statusCode") for e in res.get("errors") or []}
+                if res.get("success"):
+                    added += 1
+                elif codes != {"DUPLICATE_VALUE"}:
+                    raise CrmRejected(
+                        f"Salesforce refused a campaign member: {', '.join(sorted(map(str, codes)))}"
+                    )
+        return campaign, added
+
     def find_companies(self, domains: Sequence[str]) -> dict[str, str]:
         return {}
 

@@ -419,6 +419,11 @@ class HubSpotSandbox:
             ("POST", lists, self._create_list),
             ("POST", lists + "/", self._create_list),  # hubspot-api-client v12 posts to the slash form
             ("GET", lists + "/{listId}", lambda r, p: Reply(200, {"list": st.get_list(p["listId"])})),
+            (
+                "GET",
+                lists + "/object-type-id/{objectTypeId}/name/{listName}",
+                lambda r, p: Reply(200, {"list": st.list_by_name(p["listName"], p["objectTypeId"])}),
+            ),
             ("PUT", lists + "/{listId}/memberships/add", self._add_members),
             (
                 "GET",

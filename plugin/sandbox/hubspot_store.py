@@ -840,6 +840,15 @@ class HubSpotStore:
         with self._lock:
             return self._render_list(self._list(list_id))
 
+    def list_by_name(self, name: str, object_type_id: str) -> JSON:
+        """``GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}`` (404 when none)."""
+        kind = object_type(object_type_id)
+        with self._lock:
+            for found in self._lists.values():
+                if found.name.lower() == name.lower() and found.object_type == kind:
+                    return self._render_list(found)
+        raise HubSpotError(404, "OBJECT_NOT_FOUND", f"List {name} does not exist")
+
     def _list(self, list_id: str) -> ManualList:
         found = self._lists.get(list_id)
         if found is None:

@@ -262,3 +262,19 @@ def test_a_sync_killed_midway_is_finished_by_the_next_with_no_duplicate_and_no_o
     report = sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
     assert (report.counts["created"], report.counts["unchanged"]) == (450, 300)
     assert len(hubspot_fake.contacts_by_email()) == 750
+
+
+def test_a_panel_becomes_a_static_list_once_and_adding_again_adds_nobody_twice(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    members(engine, workspace_id, 20)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    crm = adapter(hubspot_fake)
+    sync_crm(engine, settings, workspace_id, adapter=crm)
+    ids = [c["id"] for c in hubspot_fake.store.all("contacts")][:8]
+    list_id, added = crm.add_to_list("Flywheel panel: onboarding study", ids[:5])
+    again_id, again = crm.add_to_list("Flywheel panel: onboarding study", ids)
+    assert again_id == list_id and (added, again) == (5, 3)
+    assert hubspot_fake.count("POST", "/crm/v3/lists/") + hubspot_fake.count("POST", "/crm/v3/lists") == 1

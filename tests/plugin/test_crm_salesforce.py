@@ -213,3 +213,20 @@ def test_a_won_opportunity_read_back_makes_the_member_a_customer(
             "SELECT lifecycle_stage FROM members WHERE primary_email = 'person4@corp4.io'"
         ).scalar_one()
     assert stage == "customer"
+
+
+def test_a_panel_becomes_campaign_members_and_a_member_already_there_is_not_an_error(
+    engine: Engine, settings: Settings, workspace_id: int, salesforce_fake: SalesforceFake
+) -> None:
+    members(engine, workspace_id, 6)
+    add_fields(salesforce_fake)
+    connect(engine, settings, workspace_id, salesforce_fake)
+    crm = SalesforceAdapter(salesforce_fake.client(), sleep=lambda s: None)
+    sync_crm(engine, settings, workspace_id, adapter=crm)
+    leads = [r["Id"] for r in salesforce_fake.records("Lead")]
+    campaign, added = crm.add_to_list("Flywheel panel: pricing interviews", leads[:4])
+    again, more = crm.add_to_list("Flywheel panel: pricing interviews", leads)
+    assert again == campaign and (added, more) == (4, 2)
+    assert (
+        len(salesforce_fake.records("CampaignMember")) == 6 and len(salesforce_fake.records("Campaign")) == 1
+    )
