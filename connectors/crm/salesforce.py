@@ -405,8 +405,8 @@ class SalesforceAdapter:
             yield CrmContact(str(row["Id"]), row.get("Email"), None, row.get("OwnerId"))
         for row in self._query(
             "Lead.query", "SELECT Id, Email, OwnerId, Status FROM Lead WHERE IsConverted = false"
-        ):
-            yield CrmContact(str(row["Id"]), row.get("Email"), None, row.get("OwnerId"))
+        ):  # a Lead's Status is where it stands in the CRM: kept as the member's stage
+            yield CrmContact(str(row["Id"]), row.get("Email"), row.get("Status") or None, row.get("OwnerId"))
 
     def read_deals(self) -> Iterator[CrmDeal]:
         soql = (
