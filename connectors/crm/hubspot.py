@@ -99,6 +99,8 @@ class HubSpotAdapter(ReadsMixin, ObjectsMixin):
         return out
 
     def _upsert_batch(self, records: Sequence[CrmRecord]) -> list[Outcome]:
+        if not records:
+            return []
         batch = self._client.crm.contacts.batch_api
         body = BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
@@ -119,8 +121,14 @@ class HubSpotAdapter(ReadsMixin, ObjectsMixin):
         except CrmRejected as exc:
             if len(records) == 1:
                 return [Outcome(records[0].key, "failed", reason=str(exc))]
-            half = len(records) // 2
-            return self._upsert_batch(records[:half]) + self._upsert_batch(records[half:])
+            # One record alone first: refused the same way, the cause is the mapping or the schema
+            # (every record would be), so the batch fails whole with it, not after 2N calls.
+            probe = self._upsert_batch(records[:1])
+            if probe[0].status == "failed" and probe[0].reason == str(exc):
+                return probe + [Outcome(r.key, "failed", reason=str(exc)) for r in records[1:]]
+            rest = records[1:]
+            half = len(rest) // 2
+            return probe + self._upsert_batch(rest[:half]) + self._upsert_batch(rest[half:])
         return _outcomes(records, data)
 
 

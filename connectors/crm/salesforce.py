@@ -256,7 +256,7 @@ class SalesforceAdapter:
             values[field] = _typed(types.get(field, "string"), value)
         values[EXTERNAL_ID] = record.key
         values["Email"] = record.email
-        if not values.get("LastName"):
+        if lead and not values.get("LastName"):  # required on a new Lead; a Contact's is sales-owned
             values["LastName"] = values.pop("FirstName", None) or record.email.split("@")[0]
         if lead and not values.get("Company"):
             values["Company"] = record.email.split("@")[-1]

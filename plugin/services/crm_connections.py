@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.crm.hubspot import HubSpotAdapter
 from connectors.errors import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmUnavailable
 from plugin.db.base import utcnow
-from plugin.db.models import CrmConnection
+from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, ScoreEvent
 from plugin.errors import (
     AuthError,
     ConfigError,
@@ -36,7 +36,9 @@ from plugin.services.secrets import decrypt, encrypt
 from plugin.settings import Settings, beside_database
 
 KINDS = ("hubspot", "salesforce")
-LEASE = timedelta(minutes=5)  # renewed after every batch; a dead process's lease runs out
+# Renewed after every batch; long enough to cover one Bulk API job or a paced phase between
+# renewals; a dead process's lease runs out after it.
+LEASE = timedelta(minutes=30)
 HubSpotFactory = Callable[..., HubSpotAdapter]
 
 
@@ -85,10 +87,32 @@ def save_connection(
         if row is None:
             row = CrmConnection(workspace_id=workspace_id, kind=kind)
             session.add(row)
+        elif row.base_url != base_url or _old_credentials(settings, row) != credentials:
+            _forget_account(session, row)
         row.credentials_encrypted = sealed
         row.base_url = base_url
         row.checked_at = utcnow()
     return row
+
+
+def _old_credentials(settings: Settings, row: CrmConnection) -> dict[str, Any] | None:
+    try:
+        return credentials_of(settings, row)
+    except ConfigError:  # sealed with a key since changed: treat as different
+        return None
+
+
+def _forget_account(session: Session, row: CrmConnection) -> None:
+    """New credentials or another address may be another CRM account: what was sent to the old
+    one (record ids, hashes, company ids, deals) says nothing about the new one, so every member
+    is sent again on the next sync (upserts by email and companies found by domain create nothing
+    twice if it is the same account). Past signals are not noted again: notes start from now."""
+    for model in (CrmLink, CrmCompanyLink, CrmDeal):
+        session.execute(delete(model).where(model.connection_id == row.id))
+    latest = session.execute(
+        select(func.coalesce(func.max(ScoreEvent.id), 0)).where(ScoreEvent.workspace_id == row.workspace_id)
+    ).scalar_one()
+    row.events_noted = int(latest)
 
 
 def load_connection(engine: Engine, workspace_id: int, kind: str | None = None) -> CrmConnection:
@@ -167,6 +191,8 @@ def salesforce_client(credentials: dict[str, Any], instance_url: str | None) -> 
             )
     except SalesforceAuthenticationFailed as exc:
         raise CrmAuthError("Salesforce refused the login (check the user, password, token or app)") from exc
+    except requests.exceptions.RequestException as exc:
+        raise CrmUnavailable(f"cannot reach Salesforce to log in ({type(exc).__name__})") from exc
     raise ConfigError(
         f"unknown Salesforce login mode {mode!r}", hint="connect again with `flywheel crm connect salesforce`"
     )
@@ -227,12 +253,19 @@ def acquire_lease(engine: Engine, connection_id: int, holder: str, now: datetime
 
 
 def renew_lease(conn: Any, connection_id: int, holder: str) -> None:
+    """Extend this process's lease; if it ran out and another took it, stop here (raise) rather
+    than write beside it."""
     c = CrmConnection
-    conn.execute(
+    renewed = conn.execute(
         update(c)
         .where(c.id == connection_id, c.lock_holder == holder)
         .values(lock_expires_at=utcnow() + LEASE)
-    )
+    ).rowcount
+    if renewed != 1:
+        raise TransientError(
+            "this sync lost its lease on the CRM connection (another sync took over after a long pause)",
+            hint="nothing was lost: run `flywheel crm sync` again once the other one is done",
+        )
 
 
 def release_lease(engine: Engine, connection_id: int, holder: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from plugin.settings import Settings
 
 CUSTOMER = "customer"
 CUSTOMER_STAGES = {"customer", "evangelist"}  # stages that already count as customers
+STAGE_MAX = 40  # members.lifecycle_stage holds 40 characters (a Salesforce picklist value may be longer)
 
 
 class Reader(Protocol):
@@ -89,7 +91,11 @@ def pull_crm(
 ) -> PullReport:
     row = load_connection(engine, workspace_id, kind)
     if adapter is None:
-        with open_adapter(settings, row) as opened:
+        with ExitStack() as stack:
+            try:
+                opened = stack.enter_context(open_adapter(settings, row))
+            except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
+                raise crm_error(exc, row.kind) from exc
             return _pull(engine, workspace_id, row, opened, progress)
     return _pull(engine, workspace_id, row, adapter, progress)
 
@@ -136,13 +142,14 @@ def _pull(
                     "member_id": mid,
                     "crm_object": "contact",
                     "crm_id": contact.crm_id,
-                    "crm_stage": contact.lifecycle_stage,
+                    "crm_stage": (contact.lifecycle_stage or "")[:64] or None,
                     "owner_id": contact.owner_id,
                     "failures": 0,
                 }
             )
-            if contact.lifecycle_stage and contact.lifecycle_stage != stage[mid]:
-                new_stage[mid] = contact.lifecycle_stage
+            crm_stage = (contact.lifecycle_stage or "")[:STAGE_MAX] or None  # members.lifecycle_stage
+            if crm_stage and crm_stage != stage[mid]:
+                new_stage[mid] = crm_stage
             if progress:
                 progress(report.counts["contacts"], 0)
         deals: list[dict[str, Any]] = []

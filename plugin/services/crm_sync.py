@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,7 @@ from plugin.settings import Settings
 
 Progress = Callable[[int, int], None]
 MAX_FAILURES_SHOWN = 20
+NOTE_BATCH = 100  # notes per call, so the watermark moves after each
 
 
 class Adapter(Protocol):
@@ -148,23 +150,34 @@ def _store(
 
 
 def _note_signals(
-    engine: Engine, workspace_id: int, row: CrmConnection, crm: Adapter, report: SyncReport
+    engine: Engine, workspace_id: int, row: CrmConnection, crm: Adapter, report: SyncReport, holder: str
 ) -> None:
-    """New score events (hot leads, high churn risks, new champions) as notes on their contacts."""
+    """New score events (hot leads, high churn risks, new champions) as notes on their contacts, in
+    event order, 100 a call; the watermark moves after each call, so a run stopped midway notes the
+    rest next time and nothing twice (read fresh: another sync may have moved it since)."""
     with engine.connect() as conn:
-        pending = pending_notes(conn, workspace_id, row.id, row.events_noted)
-    outcomes = crm.create_notes(pending.notes) if pending.notes else []
-    for o in outcomes:
-        report.counts["notes_created" if o.status == "created" else "notes_failed"] += 1
+        after = int(
+            conn.execute(select(CrmConnection.events_noted).where(CrmConnection.id == row.id)).scalar_one()
+        )
+        pending = pending_notes(conn, workspace_id, row.id, after)
+    for start in range(0, len(pending.notes), NOTE_BATCH):
+        part = pending.notes[start : start + NOTE_BATCH]
+        for o in crm.create_notes(part):
+            report.counts["notes_created" if o.status == "created" else "notes_failed"] += 1
+        _advance(engine, row.id, holder, int(part[-1].key))
     if pending.no_contact:
         report.counts["notes_no_contact"] += pending.no_contact
-    if pending.last_event > row.events_noted:
-        with engine.begin() as conn:
-            conn.execute(
-                update(CrmConnection)
-                .where(CrmConnection.id == row.id)
-                .values(events_noted=pending.last_event)
-            )
+    _advance(engine, row.id, holder, pending.last_event)
+
+
+def _advance(engine: Engine, connection_id: int, holder: str, upto: int) -> None:
+    with engine.begin() as conn:
+        renew_lease(conn, connection_id, holder)
+        conn.execute(
+            update(CrmConnection)
+            .where(CrmConnection.id == connection_id, CrmConnection.events_noted < upto)
+            .values(events_noted=upto)
+        )
 
 
 def _one_per_email(records: Iterable[CrmRecord]) -> tuple[list[CrmRecord], int]:
@@ -210,7 +223,11 @@ def sync_crm(
     change, field by field, without a call)."""
     row = load_connection(engine, workspace_id, kind)
     if adapter is None:
-        with open_adapter(settings, row) as opened:
+        with ExitStack() as stack:
+            try:
+                opened = stack.enter_context(open_adapter(settings, row))
+            except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
+                raise crm_error(exc, row.kind) from exc
             return _leased(engine, workspace_id, row, opened, dry_run, progress)
     return _leased(engine, workspace_id, row, adapter, dry_run, progress)
 
@@ -298,7 +315,7 @@ def _run(
             report.counts.update(sync_companies(engine, workspace_id, row.id, crm))
             report.phases["companies"] = time.perf_counter() - phase
         phase = time.perf_counter()
-        _note_signals(engine, workspace_id, row, crm, report)
+        _note_signals(engine, workspace_id, row, crm, report, holder)
         report.phases["notes"] = time.perf_counter() - phase
         status = "done"
         return report

@@ -278,3 +278,20 @@ def test_a_panel_becomes_a_static_list_once_and_adding_again_adds_nobody_twice(
     again_id, again = crm.add_to_list("Flywheel panel: onboarding study", ids)
     assert again_id == list_id and (added, again) == (5, 3)
     assert hubspot_fake.count("POST", "/crm/v3/lists/") + hubspot_fake.count("POST", "/crm/v3/lists") == 1
+
+
+def test_reconnecting_to_another_account_sends_everyone_there(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    members(engine, workspace_id, 12)
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    sync_crm(engine, settings, workspace_id, adapter=adapter(hubspot_fake))
+    with HubSpotFake(tokens=("other-account",)) as other:
+        save_connection(engine, settings, workspace_id, "hubspot", {"token": "other-account"}, other.base_url)
+        report = sync_crm(
+            engine, settings, workspace_id, adapter=HubSpotAdapter("other-account", host=other.base_url)
+        )
+        assert report.counts["created"] == 12 and len(other.contacts_by_email()) == 12
+        assert report.counts.get("notes_created", 0) == 0  # past signals are not noted again

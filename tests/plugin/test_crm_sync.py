@@ -199,3 +199,50 @@ def test_organizations_become_companies_reusing_one_the_crm_has_and_contacts_are
     assert again.counts["companies_unchanged"] == 3 and again.counts["contacts_associated"] == 0
     assert crm.calls["companies.write"] == calls["companies.write"]
     assert crm.calls["associations.batch"] == calls["associations.batch"]
+
+
+def test_notes_stopped_midway_are_finished_next_time_and_none_is_noted_twice(
+    engine: Engine,
+    settings: Settings,
+    workspace_id: int,
+    people: dict[str, int],
+    crm: MemoryCrm,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plugin.services import crm_sync
+
+    monkeypatch.setattr(crm_sync, "NOTE_BATCH", 1)
+    made = crm.create_notes
+    calls = {"n": 0}
+
+    def dies_on_the_second(notes: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed
+        return made(notes)
+
+    crm.create_notes = dies_on_the_second  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        sync(engine, settings, workspace_id, crm)
+    assert len(crm.notes) == 1
+    crm.create_notes = made  # type: ignore[method-assign]
+    with engine.begin() as conn:
+        conn.execute(update(CrmConnection).values(lock_holder=None))
+    sync(engine, settings, workspace_id, crm)
+    keys = [n.key for n in crm.notes]
+    assert len(keys) == len(set(keys)) >= 3  # every signal noted, once
+
+
+def test_a_sync_that_lost_its_lease_stops_instead_of_writing_beside_another(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    from plugin.services.crm_connections import renew_lease
+
+    with engine.connect() as conn:
+        connection_id = conn.execute(select(CrmConnection.id)).scalar_one()
+    acquire_lease(engine, connection_id, "slow-host:1:a")
+    with engine.begin() as conn:  # its lease ran out and another process took over
+        conn.execute(update(CrmConnection).values(lock_expires_at=utcnow() - timedelta(seconds=1)))
+    acquire_lease(engine, connection_id, "fast-host:2:b")
+    with pytest.raises(TransientError, match="lost its lease"), engine.begin() as conn:
+        renew_lease(conn, connection_id, "slow-host:1:a")

@@ -39,6 +39,7 @@ def test_429_and_503_wait_retry_after_when_it_asks_for_longer() -> None:
     assert POLICY.decide(3, 503, retry_after="10").delay_s == 1800  # schedule says longer
     assert POLICY.decide(1, 500, retry_after="120").delay_s == 5  # only 429 and 503 ask
     assert POLICY.decide(1, 429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT").delay_s == 5  # a past date
+    assert POLICY.decide(1, 429, retry_after="Wed, 21 Oct 2015 07:28:00 -0000").delay_s == 5  # no zone
 
 
 def test_jitter_spreads_waits_within_its_share() -> None:
