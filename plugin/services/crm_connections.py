@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.crm.hubspot import HubSpotAdapter
 from connectors.errors import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmUnavailable
 from plugin.db.base import utcnow
-from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, ScoreEvent
+from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, CrmSyncRun, ScoreEvent
 from plugin.errors import (
     AuthError,
     ConfigError,
@@ -354,3 +354,24 @@ def set_field_mapping(
         fresh.settings = settings
     row.settings = settings
     return row
+
+
+def start_run(engine: Engine, connection_id: int, direction: str, *, dry_run: bool = False) -> int:
+    """A sync or pull run's row, so its counts and calls are kept even when it fails."""
+    with engine.begin() as conn:
+        run_id: int = conn.execute(
+            insert(CrmSyncRun)
+            .values(connection_id=connection_id, direction=direction, dry_run=dry_run)
+            .returning(CrmSyncRun.id)
+        ).scalar_one()
+    return run_id
+
+
+def finish_run(
+    conn: Any, run_id: int, status: str, counts: dict[str, int], calls: dict[str, int], error: str | None
+) -> None:
+    conn.execute(
+        update(CrmSyncRun)
+        .where(CrmSyncRun.id == run_id)
+        .values(status=status, finished_at=utcnow(), counts=counts, calls=calls, error=error)
+    )

@@ -15,21 +15,23 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from connectors.crm.base import CrmContact, CrmDeal
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
-from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun, Member
+from plugin.db.models import CrmConnection, CrmLink, Member
 from plugin.db.models import CrmDeal as CrmDealRow
 from plugin.db.sql import dialect_insert, raw_rows
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
+    finish_run,
     lease_holder,
     load_connection,
     open_adapter,
     release_lease,
+    start_run,
 )
 from plugin.settings import Settings
 
@@ -110,10 +112,7 @@ def _pull(
     started = time.perf_counter()
     holder = lease_holder()
     acquire_lease(engine, row.id, holder)
-    with engine.begin() as conn:
-        run_id = conn.execute(
-            insert(CrmSyncRun).values(connection_id=row.id, direction="pull").returning(CrmSyncRun.id)
-        ).scalar_one()
+    run_id = start_run(engine, row.id, "pull")
     report = PullReport(run_id, row.kind)
     status, error = "failed", None
     try:
@@ -190,17 +189,7 @@ def _pull(
         report.calls = dict(crm.calls)
         report.seconds = time.perf_counter() - started
         with engine.begin() as conn:
-            conn.execute(
-                update(CrmSyncRun)
-                .where(CrmSyncRun.id == run_id)
-                .values(
-                    status=status,
-                    finished_at=utcnow(),
-                    counts=dict(report.counts),
-                    calls=report.calls,
-                    error=error,
-                )
-            )
+            finish_run(conn, run_id, status, dict(report.counts), report.calls, error)
         release_lease(engine, row.id, holder)
 
 

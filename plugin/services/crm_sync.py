@@ -16,22 +16,24 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from connectors.crm.base import CrmCompany, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.errors import CrmError
 from plugin.db.base import utcnow
-from plugin.db.models import CrmConnection, CrmLink, CrmSyncRun
+from plugin.db.models import CrmConnection, CrmLink
 from plugin.db.sql import dialect_insert
 from plugin.services.crm_companies import sync_companies
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
+    finish_run,
     lease_holder,
     load_connection,
     open_adapter,
     release_lease,
     renew_lease,
+    start_run,
 )
 from plugin.services.crm_fields import FieldMap, fields_hash, member_records
 from plugin.services.crm_signals import pending_notes
@@ -261,12 +263,7 @@ def _run(
     started = time.perf_counter()
     dry_run = holder is None
     mapping = FieldMap.from_settings(row.settings)
-    with engine.begin() as conn:
-        run_id = conn.execute(
-            insert(CrmSyncRun)
-            .values(connection_id=row.id, direction="push", dry_run=dry_run)
-            .returning(CrmSyncRun.id)
-        ).scalar_one()
+    run_id = start_run(engine, row.id, "push", dry_run=dry_run)
     report = SyncReport(run_id, row.kind, dry_run)
     status, error = "failed", None
     try:
@@ -326,17 +323,7 @@ def _run(
         report.calls = dict(crm.calls)
         report.seconds = time.perf_counter() - started
         with engine.begin() as conn:
-            conn.execute(
-                update(CrmSyncRun)
-                .where(CrmSyncRun.id == run_id)
-                .values(
-                    status=status,
-                    finished_at=utcnow(),
-                    counts=dict(report.counts),
-                    calls=report.calls,
-                    error=error,
-                )
-            )
+            finish_run(conn, run_id, status, dict(report.counts), report.calls, error)
             if status == "done" and not dry_run:
                 conn.execute(
                     update(CrmConnection).where(CrmConnection.id == row.id).values(checked_at=utcnow())
