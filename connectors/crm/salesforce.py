@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -451,7 +452,5 @@ def _outcome(key: str, result: dict[str, Any], *, created: bool | None) -> Outco
 
 
 def _plain(html_text: str) -> str:
-    import re
-
     text = re.sub(r"</(p|li)>", "\n", html_text)
     return re.sub(r"<[^>]+>", "", text).strip()

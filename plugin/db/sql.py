@@ -104,6 +104,48 @@ def _is_jsonb(conn: Connection, column: Column[Any]) -> bool:
     return conn.dialect.name == "postgresql" and isinstance(column.type.dialect_impl(conn.dialect), JSONB)
 
 
+IN_CHUNK = 5_000  # values per IN list: SQLite caps the parameters of one statement
+
+
+def in_chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[tuple[list[Any], str]]:
+    """``values`` in slices an IN list can hold, each with its ``?, ?, ...`` marks."""
+    for start in range(0, len(values), size):
+        part = list(values[start : start + size])
+        yield part, ", ".join("?" * len(part))
+
+
+def execute_raw(conn: Connection, sql: str, params: Sequence[Any]) -> None:
+    """One statement with ``?`` parameters on the driver's own cursor (``%s`` for PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+    finally:
+        cursor.close()
+
+
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (dicts with the same keys), or update those whose ``keys`` exist: every
+    other column given, or only ``update``. Through SQLAlchemy, so JSON and times are converted."""
+    if not rows:
+        return
+    stmt = dialect_insert(conn)(table)
+    changed = update if update is not None else [c for c in rows[0] if c not in keys]
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in changed}
+        ),
+        list(rows),
+    )
+
+
 RAW_CHUNK = 200_000  # rows fetched at a time by raw_rows
 
 

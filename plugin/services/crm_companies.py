@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from connectors.crm.base import CrmCompany, Outcome
-from plugin.db.base import utcnow
+from plugin.db.base import table_of, utcnow
 from plugin.db.models import CrmCompanyLink, CrmLink
-from plugin.db.sql import dialect_insert, raw_rows
+from plugin.db.sql import raw_rows, upsert_rows
 from plugin.services.crm_fields import fields_hash
 
 
@@ -92,15 +92,7 @@ def sync_companies(engine: Engine, workspace_id: int, connection_id: int, crm: C
         )
     if rows:
         with engine.begin() as conn:
-            stmt = dialect_insert(conn)(CrmCompanyLink.__table__)
-            keep = ("connection_id", "organization_id")
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=list(keep),
-                    set_={k: getattr(stmt.excluded, k) for k in rows[0] if k not in keep},
-                ),
-                rows,
-            )
+            upsert_rows(conn, table_of(CrmCompanyLink), rows, ("connection_id", "organization_id"))
     counts["contacts_associated"] = _associate(engine, connection_id, crm)
     return counts
 

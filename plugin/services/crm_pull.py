@@ -19,10 +19,10 @@ from sqlalchemy import Connection, Engine, select, update
 
 from connectors.crm.base import CrmContact, CrmDeal
 from connectors.errors import CrmError
-from plugin.db.base import utcnow
+from plugin.db.base import table_of, utcnow
 from plugin.db.models import CrmConnection, CrmLink, Member
 from plugin.db.models import CrmDeal as CrmDealRow
-from plugin.db.sql import dialect_insert, raw_rows
+from plugin.db.sql import raw_rows, upsert_rows
 from plugin.services.crm_connections import (
     acquire_lease,
     crm_error,
@@ -196,26 +196,10 @@ def _pull(
 def _save(
     conn: Connection, links: Sequence[dict[str, Any]], deals: Sequence[dict[str, Any]], stages: dict[int, str]
 ) -> None:
-    make = dialect_insert(conn)
-    if links:
-        stmt = make(CrmLink.__table__)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["connection_id", "member_id"],
-                set_={c: getattr(stmt.excluded, c) for c in ("crm_id", "crm_stage", "owner_id")},
-            ),
-            list(links),
-        )
-    if deals:
-        stmt = make(CrmDealRow.__table__)
-        keep = ("connection_id", "crm_id")
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=list(keep),
-                set_={c: getattr(stmt.excluded, c) for c in deals[0] if c not in keep},
-            ),
-            list(deals),
-        )
+    upsert_rows(
+        conn, table_of(CrmLink), links, ("connection_id", "member_id"), ("crm_id", "crm_stage", "owner_id")
+    )
+    upsert_rows(conn, table_of(CrmDealRow), deals, ("connection_id", "crm_id"))
     now = utcnow()
     by_stage: dict[str, list[int]] = {}
     for mid, st in stages.items():

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from connectors.crm.base import CrmNote
 from plugin.db.models.score import REASON_COLUMNS, reasons_of
-from plugin.db.sql import raw_rows
+from plugin.db.sql import in_chunks, raw_rows
 from plugin.services.score_read import words
 
 TITLES = {
@@ -85,9 +85,7 @@ def _when(value: Any) -> datetime:
 
 def _trigger_titles(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
     out: dict[int, str] = {}
-    for start in range(0, len(ids), 5_000):
-        part = list(ids[start : start + 5_000])
-        marks = ", ".join("?" * len(part))
+    for part, marks in in_chunks(ids):
         sql = f"SELECT id, title, text FROM activities WHERE id IN ({marks})"  # noqa: S608
         for rows in raw_rows(conn, sql, part):
             for aid, title, text in rows:

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, select, update
 
 from connectors.crm.base import CrmCompany, CrmNote, CrmRecord, Outcome, PropertySpec, SchemaReport
 from connectors.errors import CrmError
-from plugin.db.base import utcnow
+from plugin.db.base import table_of, utcnow
 from plugin.db.models import CrmConnection, CrmLink
-from plugin.db.sql import dialect_insert
+from plugin.db.sql import dialect_insert, upsert_rows
 from plugin.services.crm_companies import sync_companies
 from plugin.services.crm_connections import (
     acquire_lease,
@@ -128,20 +128,10 @@ def _store(
                     "failures": 0,
                 }
             )
-    make = dialect_insert(conn)
-    table = CrmLink.__table__
-    if good:
-        stmt = make(table)
-        keep = ("connection_id", "member_id")
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=list(keep),
-                set_={c: getattr(stmt.excluded, c) for c in good[0] if c not in keep},
-            ),
-            good,
-        )
+    table = table_of(CrmLink)
+    upsert_rows(conn, table, good, ("connection_id", "member_id"))
     if bad:
-        stmt = make(table).values(crm_object="contact", failures=1)
+        stmt = dialect_insert(conn)(table).values(crm_object="contact", failures=1)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["connection_id", "member_id"],

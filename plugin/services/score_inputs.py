@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, func, select
 
 from plugin.db.models import Member
-from plugin.db.sql import number_rows, raw_rows
+from plugin.db.sql import in_chunks, number_rows, raw_rows
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
 from scoring.churn import ChurnContext
@@ -58,9 +58,7 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
         return [r for part in raw_rows(conn, sql + " ORDER BY id", (workspace_id,)) for r in part]
     ids = sorted(subset)
     out: list[Any] = []
-    for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-        part = ids[start : start + 5_000]
-        marks = ", ".join("?" * len(part))
+    for part, marks in in_chunks(ids):
         for rows in raw_rows(conn, f"{sql} AND id IN ({marks})", (workspace_id, *part)):
             out += rows
     return sorted(out, key=lambda r: r[0])
@@ -83,9 +81,7 @@ def _subset_arrays(
     plain: list[Ints] = []
     rich: list[NDArray[np.float64]] = []
     felt: list[NDArray[np.float64]] = []
-    for start in range(0, len(ids), 5_000):
-        part = ids[start : start + 5_000]
-        marks = ", ".join("?" * len(part))
+    for part, marks in in_chunks(ids):
         where = f"FROM activities WHERE member_id IN ({marks}) AND occurred_at <= ? AND type"
         plain.append(
             number_rows(
@@ -229,11 +225,10 @@ def _hand_raises(
             rows += chunk
     else:  # by member: each one's recent range of ix_activities_member_time, then these few rows
         ids = sorted(subset)
-        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-            part = ids[start : start + 5_000]
+        for part, marks in in_chunks(ids):
             sql = (
                 "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608
-                f"WHERE member_id IN ({', '.join('?' * len(part))}) AND occurred_at > ? "
+                f"WHERE member_id IN ({marks}) AND occurred_at > ? "
                 f"AND occurred_at <= ? AND type IN ({kinds})"
             )
             for chunk in raw_rows(conn, sql, (*part, since, now)):
@@ -301,11 +296,8 @@ def _load(
     orgs: list[Any] = []
     if subset is not None:  # only the few members' own organizations (account signals are per org)
         wanted = sorted({r[4] for r in members if r[4] is not None})
-        for start in range(0, len(wanted), 5_000):
-            part = wanted[start : start + 5_000]
-            for rows in raw_rows(
-                conn, f"{sql} AND id IN ({', '.join('?' * len(part))})", (workspace_id, *part)
-            ):
+        for part, marks in in_chunks(wanted):
+            for rows in raw_rows(conn, f"{sql} AND id IN ({marks})", (workspace_id, *part)):
                 orgs += rows
         orgs.sort(key=lambda r: r[0])
     else:
@@ -418,9 +410,7 @@ def read_org_mates(
     """Stored summaries (``member_stats``) of everyone at these organizations but ``exclude``: one
     primary-key range per organization. Columns as :data:`MATE_COLUMNS`, NULL as NaN."""
     parts = []
-    for start in range(0, len(org_ids), 5_000):
-        part = org_ids[start : start + 5_000]
-        marks = ", ".join("?" * len(part))
+    for part, marks in in_chunks(org_ids):
         where = f"FROM member_stats WHERE workspace_id = ? AND organization_id IN ({marks})"
         parts.append(number_rows(conn, MATE_COLUMNS, where, (workspace_id, *part), np.float64))
     data = np.concatenate(parts) if parts else np.zeros((0, len(MATE_COLUMNS)))

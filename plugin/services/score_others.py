@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import raw_rows
+from plugin.db.sql import in_chunks, raw_rows
 from plugin.services.score_inputs import Loaded
 from scoring.accounts import People
 from scoring.features import DAY_US
@@ -63,9 +63,7 @@ def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints)
     got_rows, got_score, got_reasons = [], [], []
     id_list = sorted(where)
     cols = ", ".join(REASON_COLUMNS)
-    for start in range(0, len(id_list), 5_000):
-        part = id_list[start : start + 5_000]
-        marks = ", ".join("?" * len(part))
+    for part, marks in in_chunks(id_list):
         sql = (
             "SELECT subject_id, score, " + cols + " FROM scores WHERE workspace_id = ? "  # noqa: S608
             "AND kind = 'churn' AND subject = 'member' AND subject_id IN (" + marks + ")"

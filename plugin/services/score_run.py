@@ -30,7 +30,7 @@ from plugin.db.base import table_of, to_micros, utcnow
 from plugin.db.engine import bulk_transaction
 from plugin.db.models import Activity, CrmConnection, CrmSyncRun, MergeLog, ScoreRun
 from plugin.db.models.identity_log import MERGE, SPLIT
-from plugin.db.sql import raw_rows
+from plugin.db.sql import in_chunks, raw_rows
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_others import other_people
@@ -212,9 +212,7 @@ def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[
             touched.update(r[0] for r in part if r[1] == workspace_id)
         ids = sorted(touched)
         out: list[int] = []
-        for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of one statement
-            chunk = ids[start : start + 5_000]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(ids):
             sql = f"SELECT id FROM members WHERE id IN ({marks}) AND merged_into_id IS NULL"  # noqa: S608
             out += [r[0] for rows in raw_rows(conn, sql, chunk) for r in rows]
     return sorted(out)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, delete
 from plugin.db.base import table_of
 from plugin.db.models import MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import insert_columns, insert_rows, number_rows, raw_rows
+from plugin.db.sql import execute_raw, in_chunks, insert_columns, insert_rows, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
 from plugin.services.score_others import StoredCustomers
 from scoring.config import ScoringConfig
@@ -29,9 +29,7 @@ def previous_labels(
 ) -> dict[Key, tuple[str, bool]]:
     """Stored (label, hot) of these subjects, by (subject, id)."""
     out: dict[Key, tuple[str, bool]] = {}
-    for start in range(0, len(ids), 5_000):
-        chunk = ids[start : start + 5_000]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(ids):
         query = (
             "SELECT subject, subject_id, label, hot FROM scores WHERE workspace_id = ? AND kind = ? "  # noqa: S608
             "AND subject = ? AND subject_id IN (" + marks + ")"
@@ -345,17 +343,12 @@ def _drop_stale(
     done = set(zip(written["subject"], written["subject_id"], strict=True))
     org = loaded.inputs.churn.organization
     orgs = loaded.org_ids[np.unique(org[org >= 0])].tolist()
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
-    try:
-        for subject, ids in (("member", loaded.member_ids.tolist()), ("organization", orgs)):
-            gone = [i for i in ids if (subject, i) not in done]
-            for start in range(0, len(gone), 5_000):  # SQLite caps the parameters of one statement
-                chunk = gone[start : start + 5_000]
-                cursor.execute(
-                    f"DELETE FROM scores WHERE workspace_id = {mark} AND kind = {mark} AND subject = {mark} "  # noqa: S608
-                    f"AND run_id != {mark} AND subject_id IN ({', '.join([mark] * len(chunk))})",
-                    (workspace_id, kind, subject, run_id, *chunk),
-                )
-    finally:
-        cursor.close()
+    for subject, ids in (("member", loaded.member_ids.tolist()), ("organization", orgs)):
+        gone = [i for i in ids if (subject, i) not in done]
+        for chunk, marks in in_chunks(gone):
+            execute_raw(
+                conn,
+                "DELETE FROM scores WHERE workspace_id = ? AND kind = ? AND subject = ? "  # noqa: S608
+                f"AND run_id != ? AND subject_id IN ({marks})",
+                (workspace_id, kind, subject, run_id, *chunk),
+            )
