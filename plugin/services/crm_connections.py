@@ -3,6 +3,7 @@ that two syncs of one CRM never overlap."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -149,8 +150,12 @@ SANDBOX = "sandbox:"  # base_url prefix of a test-mode connection: the sandbox's
 
 
 def sandbox_state_path(settings: Settings) -> Path:
-    """Where a test-mode CRM keeps its state: beside the SQLite database, else the working folder."""
-    return Path(beside_database(settings.database_url, "flywheel-hubspot-sandbox.json"))
+    """Where a test-mode CRM keeps its state: beside the SQLite database; with PostgreSQL beside the
+    secret key file, named for the database, so two databases never share one sandbox."""
+    if settings.is_sqlite:
+        return Path(beside_database(settings.database_url, "flywheel-hubspot-sandbox.json"))
+    tag = hashlib.sha256(settings.redacted_database_url().encode()).hexdigest()[:12]
+    return settings.secret_key_file.parent / f"flywheel-hubspot-sandbox-{tag}.json"
 
 
 #: The requests session simple-salesforce logs in and calls with (None: its own). Tests point it at
