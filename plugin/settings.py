@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from plugin.errors import ConfigError
 
@@ -26,6 +27,18 @@ class Settings:
     web_workers: int = 2
     #: TOML file whose keys override the packaged scoring defaults (``FLYWHEEL_SCORING_CONFIG``).
     scoring_config: Path | None = None
+    #: CIDRs outgoing webhooks may reach although they are not public (tests, development).
+    webhook_allowed_networks: str = ""
+    #: Plain http:// webhook URLs; allowed on the embedded SQLite default (development), refused in
+    #: production unless FLYWHEEL_WEBHOOK_ALLOW_HTTP=1.
+    webhook_allow_http: bool = False
+    #: Seconds before each attempt (FLYWHEEL_WEBHOOK_SCHEDULE); empty: the Standard Webhooks schedule.
+    webhook_schedule: tuple[float, ...] = ()
+    webhook_timeout: float = 15.0
+    #: Extra trust roots (a PEM file) for webhook receivers with a private CA.
+    webhook_ca_bundle: str | None = None
+    #: Where people reach this Flywheel (links in webhook payloads), e.g. https://flywheel.example.com
+    public_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +83,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_workers = max(1, int(env.get("FLYWHEEL_WEB_WORKERS", "2")))
     except ValueError:
         raise ConfigError("FLYWHEEL_WEB_WORKERS must be a whole number") from None
+    webhooks = _webhook_settings(env, url)
     key_file = Path(env.get("FLYWHEEL_SECRET_KEY_FILE") or beside_database(url, ".flywheel-secret"))
     return Settings(
         database_url=url,
@@ -79,4 +93,27 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_hook_body=max_hook_body,
         web_workers=web_workers,
         scoring_config=Path(env["FLYWHEEL_SCORING_CONFIG"]) if env.get("FLYWHEEL_SCORING_CONFIG") else None,
+        public_url=(env.get("FLYWHEEL_PUBLIC_URL") or "").rstrip("/") or None,
+        **webhooks,
     )
+
+
+def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:
+    allow_http = env.get("FLYWHEEL_WEBHOOK_ALLOW_HTTP", "").strip().lower()
+    try:
+        schedule = tuple(float(p) for p in env.get("FLYWHEEL_WEBHOOK_SCHEDULE", "").split(",") if p.strip())
+        timeout = float(env.get("FLYWHEEL_WEBHOOK_TIMEOUT", "15"))
+    except ValueError:
+        raise ConfigError(
+            "FLYWHEEL_WEBHOOK_SCHEDULE and FLYWHEEL_WEBHOOK_TIMEOUT are seconds",
+            hint="e.g. FLYWHEEL_WEBHOOK_SCHEDULE=0,5,300,1800 and FLYWHEEL_WEBHOOK_TIMEOUT=15",
+        ) from None
+    if any(s < 0 for s in schedule) or not 0 < timeout <= 60:
+        raise ConfigError("webhook waits must be ≥ 0 s and the timeout between 0 and 60 s")
+    return {
+        "webhook_allowed_networks": env.get("FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS", "").strip(),
+        "webhook_allow_http": allow_http in ("1", "true", "yes") if allow_http else url.startswith("sqlite"),
+        "webhook_schedule": schedule,
+        "webhook_timeout": timeout,
+        "webhook_ca_bundle": env.get("FLYWHEEL_WEBHOOK_CA_BUNDLE") or None,
+    }

@@ -7,6 +7,13 @@ from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
 from plugin.db.models.score import MemberStats, Score, ScoreEvent, ScoreRun
+from plugin.db.models.webhook import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookNotice,
+)
 from plugin.db.models.workspace import ApiToken, Workspace
 
 __all__ = [
@@ -29,5 +36,10 @@ __all__ = [
     "Score",
     "ScoreEvent",
     "ScoreRun",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
+    "WebhookNotice",
     "Workspace",
 ]
