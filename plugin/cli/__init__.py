@@ -11,6 +11,7 @@ from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
 from plugin.cli.score import evaluate, score, scores
+from plugin.cli.webhooks import webhooks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +24,21 @@ def cli() -> None:
     """
 
 
-for command in (init, db, status, ingest, members, score, scores, evaluate, crm, demo, hooks, serve):
+for command in (
+    init,
+    db,
+    status,
+    ingest,
+    members,
+    score,
+    scores,
+    evaluate,
+    crm,
+    demo,
+    hooks,
+    serve,
+    webhooks,
+):
     cli.add_command(command)
 
 

@@ -57,6 +57,13 @@ WHERE id IN (
 RETURNING id, attempts, endpoint_id, message_id
 """
 
+_CLAIM_ONE = """
+UPDATE webhook_deliveries
+SET attempts = attempts + 1, next_attempt_at = :lease, lease_holder = :me
+WHERE id = :id AND status = 'pending'
+RETURNING id, attempts, endpoint_id, message_id
+"""
+
 _WHEN = ("now", "lease", "at", "next")
 
 
@@ -66,12 +73,23 @@ def _timed(sql: str) -> Any:
     return statement.bindparams(*(bindparam(n, type_=UTCDateTime()) for n in names))
 
 
-def claim(conn: Connection, worker: str, limit: int, lease_s: float, now: datetime) -> list[Claimed]:
-    """Take up to ``limit`` due deliveries for ``worker``. The caller commits right after."""
-    sql = _CLAIM_PG if conn.dialect.name == "postgresql" else _CLAIM_SQLITE
-    rows = conn.execute(
-        _timed(sql), {"now": now, "lease": now + timedelta(seconds=lease_s), "me": worker, "n": limit}
-    ).all()
+def claim(
+    conn: Connection,
+    worker: str,
+    limit: int,
+    lease_s: float,
+    now: datetime,
+    *,
+    delivery_id: int | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries for ``worker`` (or the one ``delivery_id``, due or
+    not: a test send). The caller commits right after."""
+    lease = now + timedelta(seconds=lease_s)
+    if delivery_id is not None:
+        rows = conn.execute(_timed(_CLAIM_ONE), {"lease": lease, "me": worker, "id": delivery_id}).all()
+    else:
+        sql = _CLAIM_PG if conn.dialect.name == "postgresql" else _CLAIM_SQLITE
+        rows = conn.execute(_timed(sql), {"now": now, "lease": lease, "me": worker, "n": limit}).all()
     claimed = [Claimed(r[0], r[1], r[2], r[3]) for r in rows]
     if not claimed:
         return []

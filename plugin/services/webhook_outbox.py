@@ -34,7 +34,12 @@ def subscribers(conn: Connection, workspace_id: int) -> list[tuple[int, bool, li
 
 
 def emit(
-    conn: Connection, workspace_id: int, events: Iterable[Event], *, now: datetime | None = None
+    conn: Connection,
+    workspace_id: int,
+    events: Iterable[Event],
+    *,
+    now: datetime | None = None,
+    endpoint_id: int | None = None,
 ) -> list[str]:
     """Write ``events`` to the outbox inside the caller's transaction; returns the message ids.
 
@@ -44,7 +49,9 @@ def emit(
     for event in wanted:
         if event.event_type not in EVENT_TYPES:
             raise ValidationFailed(f"unknown webhook event type {event.event_type!r}")
-    endpoints = subscribers(conn, workspace_id)
+    endpoints = [e for e in subscribers(conn, workspace_id) if endpoint_id in (None, e[0])]
+    if endpoint_id is not None:  # a test ping: to this endpoint, whatever it subscribes to
+        endpoints = [(i, on, None) for i, on, _ in endpoints]
     if not endpoints or not wanted:
         return []
     when = now or utcnow()

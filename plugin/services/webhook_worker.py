@@ -87,9 +87,9 @@ class Worker:
                 return ()
         return self._secrets[key]
 
-    def claim(self, limit: int) -> list[Job]:
+    def claim(self, limit: int, delivery_id: int | None = None) -> list[Job]:
         with self.engine.begin() as conn:
-            claimed = claim(conn, self.name, limit, self.lease_s, datetime.now(UTC))
+            claimed = claim(conn, self.name, limit, self.lease_s, datetime.now(UTC), delivery_id=delivery_id)
             if not claimed:
                 return []
             jobs, _ = load_jobs(conn, claimed, self._live)
@@ -110,6 +110,15 @@ class Worker:
             job.claimed.attempt, answer.status, retry_after=answer.retry_after, error=answer.error
         )
         return Outcome(job, answer, decision, at)
+
+    def send_one(self, delivery_id: int) -> Outcome | None:
+        """Send one delivery now (``webhooks test``); None if it is not pending."""
+        jobs = self.claim(1, delivery_id)
+        if not jobs:
+            return None
+        outcome = self.attempt(jobs[0])
+        self.record([outcome])
+        return outcome
 
     def record(self, outcomes: list[Outcome]) -> Counter[str]:
         with self.engine.begin() as conn:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ def verify(keys: list[bytes], headers: dict[str, str], body: bytes) -> bool:
 class Receiver:
     def __init__(
         self,
-        secrets: list[str] | str,
+        secrets: Sequence[str] | str = (),
         *,
         fail_rate: float = 0.0,
         timeout_rate: float = 0.0,
@@ -84,6 +85,9 @@ class Receiver:
         self.hang_s = hang_s
         self.status = status
         self.extra_headers: dict[str, str] = {}
+        # Answers for the next requests, in order: (status, headers, body); then the defaults.
+        self.script: list[tuple[int, dict[str, str], bytes]] = []
+        self.raw: list[tuple[dict[str, str], bytes]] = []  # every request as received
         self.rng = random.Random(seed)
         self.seen = Seen()
         self.port = port
@@ -91,6 +95,10 @@ class Receiver:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
+
+    def trust(self, *secrets: str) -> None:
+        """Verify with these secrets from now on (an endpoint's secret is known once it is added)."""
+        self.keys = _keys(list(secrets))
 
     @property
     def url(self) -> str:
@@ -125,10 +133,18 @@ class Receiver:
             seen.headers.append(headers)
         seen.bodies[msg_id].add(hashlib.sha256(body).hexdigest())
         seen.arrivals.setdefault(msg_id, now)
+        self.raw.append((headers, body))
         if not verify(self.keys, headers, body):
             seen.bad_signatures += 1
             self._write(writer, 401, b'{"error":"bad signature"}')
             seen.answers[401] += 1
+            return
+        if self.script:
+            status, extra, answer = self.script.pop(0)
+            seen.answers[status] += 1
+            if 200 <= status < 300:
+                seen.accepted.setdefault(msg_id, now)
+            self._write(writer, status, answer, extra)
             return
         roll = self.rng.random()
         if roll < self.timeout_rate:
@@ -142,8 +158,10 @@ class Receiver:
             seen.accepted.setdefault(msg_id, now)
         self._write(writer, status, b'{"ok":true}' if status < 300 else b'{"error":"try later"}')
 
-    def _write(self, writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
-        extra = "".join(f"{k}: {v}\r\n" for k, v in self.extra_headers.items())
+    def _write(
+        self, writer: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in {**self.extra_headers, **(headers or {})}.items())
         head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         writer.write(f"{head}{extra}\r\n".encode() + body)
 
