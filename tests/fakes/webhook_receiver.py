@@ -95,6 +95,7 @@ class Receiver:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
+        self._stop: asyncio.Event
 
     def trust(self, *secrets: str) -> None:
         """Verify with these secrets from now on (an endpoint's secret is known once it is added)."""
@@ -122,7 +123,8 @@ class Receiver:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
-            writer.close()
+            with contextlib.suppress(RuntimeError):
+                writer.close()
 
     async def _hook(self, writer: asyncio.StreamWriter, headers: dict[str, str], body: bytes) -> None:
         seen = self.seen
@@ -166,19 +168,22 @@ class Receiver:
         writer.write(f"{head}{extra}\r\n".encode() + body)
 
     async def _main(self) -> None:
+        self._stop = asyncio.Event()
         self._server = await asyncio.start_server(self._answer, "127.0.0.1", self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
-        async with self._server:
-            await self._server.serve_forever()
+        await self._stop.wait()
+        self._server.close()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def __enter__(self) -> Receiver:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             try:
                 self._loop.run_until_complete(self._main())
-            except asyncio.CancelledError:
-                pass
             finally:
                 self._loop.close()
 
@@ -188,12 +193,10 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop and self._server:
-            self._loop.call_soon_threadsafe(self._server.close)
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
+        if self._loop and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:
-            self._thread.join(5)
+            self._thread.join(10)
 
 
 def main() -> None:
