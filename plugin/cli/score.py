@@ -121,6 +121,7 @@ def score(
             as_of=when,
             full=full,
             progress=lambda msg: update(next(steps, 9), 5),
+            public_url=app.settings.public_url,
         )
     seconds = time.perf_counter() - started
     ranked = top_scores(app.engine, ws.id, report, top)
@@ -145,6 +146,10 @@ def print_report(app: AppContext, report: ScoreReport, seconds: float) -> None:
         app.out.print(f"  {kind}: {report.scored.get(kind, 0):,} scored ({parts})", highlight=False)
     if report.events:
         app.out.print("  events: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.events.items())))
+    if report.webhooks_queued:
+        app.out.print(
+            f"  webhooks queued: {report.webhooks_queued:,} (`flywheel webhooks deliver` sends them)"
+        )
 
 
 @click.group()

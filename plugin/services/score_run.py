@@ -35,6 +35,7 @@ from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, load_inputs
 from plugin.services.score_others import other_people
 from plugin.services.score_store import write_scores, write_stats
+from plugin.services.webhook_signals import emit_run_events
 from scoring.advocate import level_cutoffs
 from scoring.bgnbd import BgNbdParams
 from scoring.config import ScoringConfig
@@ -59,6 +60,7 @@ class ScoreReport:
     activity_model: dict[str, Any] | None = None
     result: Pass | None = None  # the in-memory result (as-of runs keep nothing else)
     loaded: Loaded | None = None
+    webhooks_queued: int = 0  # messages written for the crossings (to subscribed endpoints)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class ScoreReport:
             "scored": self.scored,
             "labels": {k: dict(v) for k, v in self.labels.items()},
             "events": dict(self.events),
+            "webhooks_queued": self.webhooks_queued,
             "activity_model": self.activity_model,
         }
 
@@ -228,6 +231,7 @@ def run_scoring(
     full: bool = False,
     clock: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
+    public_url: str | None = None,
 ) -> ScoreReport:
     say = progress or (lambda _msg: None)
     kinds = _check_kinds(kinds)
@@ -321,5 +325,7 @@ def run_scoring(
                 )
             )
         write_stats(conn, workspace_id, loaded, result, partial=subset is not None)
+        # The crossings' webhooks commit with the scores that crossed: neither without the other.
+        report.webhooks_queued = emit_run_events(conn, workspace_id, run, public_url=public_url)
         conn.execute(update(ScoreRun).where(ScoreRun.id == run).values(finished_at=clock()))
     return report
