@@ -35,6 +35,8 @@ class Settings:
     #: Seconds before each attempt (FLYWHEEL_WEBHOOK_SCHEDULE); empty: the Standard Webhooks schedule.
     webhook_schedule: tuple[float, ...] = ()
     webhook_timeout: float = 15.0
+    #: Days a fully delivered webhook message is kept (then the worker prunes it); failed ones stay.
+    webhook_retention_days: int = 30
     #: Extra trust roots (a PEM file) for webhook receivers with a private CA.
     webhook_ca_bundle: str | None = None
     #: Where people reach this Flywheel (links in webhook payloads), e.g. https://flywheel.example.com
@@ -108,6 +110,10 @@ def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:
             "FLYWHEEL_WEBHOOK_SCHEDULE and FLYWHEEL_WEBHOOK_TIMEOUT are seconds",
             hint="e.g. FLYWHEEL_WEBHOOK_SCHEDULE=0,5,300,1800 and FLYWHEEL_WEBHOOK_TIMEOUT=15",
         ) from None
+    try:
+        retention = int(env.get("FLYWHEEL_WEBHOOK_RETENTION_DAYS", "30"))
+    except ValueError:
+        raise ConfigError("FLYWHEEL_WEBHOOK_RETENTION_DAYS must be a whole number of days") from None
     if any(s < 0 for s in schedule) or not 0 < timeout <= 60:
         raise ConfigError("webhook waits must be ≥ 0 s and the timeout between 0 and 60 s")
     return {
@@ -116,4 +122,5 @@ def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:
         "webhook_schedule": schedule,
         "webhook_timeout": timeout,
         "webhook_ca_bundle": env.get("FLYWHEEL_WEBHOOK_CA_BUNDLE") or None,
+        "webhook_retention_days": max(1, retention),
     }

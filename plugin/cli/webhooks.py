@@ -26,7 +26,7 @@ from plugin.services.webhook_endpoints import (
     rotate_secret,
     set_enabled,
 )
-from plugin.services.webhook_outbox import Event, deliveries, emit, recover, replay
+from plugin.services.webhook_outbox import Event, deliveries, emit, prune, recover, replay
 from plugin.services.webhook_worker import Worker
 from webhooks.events import ping
 
@@ -352,6 +352,36 @@ def test(app: AppContext, endpoint_id: int, workspace: str | None, as_json: bool
         app.out.print(
             "it will be retried on the usual schedule; `flywheel webhooks deliveries` shows attempts"
         )
+
+
+@webhooks.command("prune")
+@click.option(
+    "--older-than", default=None, help="A span such as 30d (default: FLYWHEEL_WEBHOOK_RETENTION_DAYS)."
+)
+@json_option
+@pass_app
+@handle_errors
+def prune_(app: AppContext, older_than: str | None, as_json: bool) -> None:
+    """Forget delivered messages older than the retention (failed and waiting ones are kept).
+    The worker does this by itself every ten minutes."""
+    cutoff = (
+        parse_since(older_than)
+        if older_than
+        else utcnow() - timedelta(days=app.settings.webhook_retention_days)
+    )
+    total = 0
+    with app.progress("pruning") as update:
+        while True:
+            with app.engine.begin() as conn:
+                pruned = prune(conn, cutoff)
+            total += pruned
+            update(total, total)
+            if not pruned:
+                break
+    if as_json:
+        app.emit_json({"pruned": total, "before": cutoff.isoformat()})
+        return
+    app.out.print(f"forgot {total:,} delivered message(s) created before {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
 @webhooks.command("notices")

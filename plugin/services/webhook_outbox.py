@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, select, update
 
 from plugin.db.base import table_of, utcnow
 from plugin.db.ids import allocate_ids
-from plugin.db.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from plugin.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from plugin.db.sql import insert_rows
 from plugin.errors import NotFound, ValidationFailed
 from webhooks.events import EVENT_TYPES, body
@@ -202,3 +202,29 @@ def counts(conn: Connection, workspace_id: int) -> dict[str, int]:
         .group_by(d.c.status)
     )
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+def prune(conn: Connection, older_than: datetime, *, limit: int = 10_000) -> int:
+    """Forget messages older than ``older_than`` that every endpoint has received (their
+    deliveries and attempt logs go with them). Failed, paused and pending ones are kept."""
+    m = table_of(WebhookMessage)
+    d = table_of(WebhookDelivery)
+    unfinished = select(d.c.message_id).where(d.c.status != "delivered")
+    ids = (
+        conn.execute(
+            select(m.c.id)
+            .where(m.c.created_at < older_than, m.c.id.not_in(unfinished))
+            .order_by(m.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return 0
+    delivery_ids = select(d.c.id).where(d.c.message_id.in_(ids))
+    a = table_of(WebhookAttempt)
+    conn.execute(a.delete().where(a.c.delivery_id.in_(delivery_ids)))
+    conn.execute(d.delete().where(d.c.message_id.in_(ids)))
+    conn.execute(m.delete().where(m.c.id.in_(ids)))
+    return len(ids)

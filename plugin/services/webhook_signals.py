@@ -130,7 +130,7 @@ def _payload(
         member = MemberRef(r.subject_id, person["name"], person["locale"], email)
         crm = person["crm"]
         if public_url:
-            links["profile"] = f"{public_url}/members/{r.subject_id}"
+            links["member"] = f"{public_url}/members/{r.subject_id}"
     common: dict[str, Any] = {
         "workspace": slug,
         "occurred_at": when,

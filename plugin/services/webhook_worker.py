@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -28,6 +28,7 @@ from plugin.db.models import WebhookDelivery
 from plugin.errors import ConfigError
 from plugin.services.webhook_claims import Job, claim, load_jobs
 from plugin.services.webhook_endpoints import guard_for, live_secrets, policy_for
+from plugin.services.webhook_outbox import prune
 from plugin.services.webhook_results import Outcome, record
 from plugin.settings import Settings
 from webhooks.policy import RetryPolicy
@@ -35,6 +36,7 @@ from webhooks.signing import signed_headers
 from webhooks.transport import Answer, Sender
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 600.0
 UNSIGNABLE = (
     "the endpoint's secret cannot be decrypted (FLYWHEEL_SECRET_KEY changed): restore the key, "
     "or run `flywheel webhooks rotate-secret ID` and give the receiver the new secret"
@@ -75,6 +77,7 @@ class Worker:
         # A claim waits for at most one send ahead of it on its thread, then takes its own.
         self.lease_s = 3 * self.policy.timeout_s + 5
         self._secrets: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
 
     def _live(self, row: Any) -> tuple[str, ...]:
         now = datetime.now(UTC)
@@ -149,6 +152,7 @@ class Worker:
                     for job in self.claim(min(room, self.batch)):
                         pool.submit(attempt, job)
                         inflight += 1
+                self._maybe_prune()
                 if not inflight:
                     if stop.is_set() or once:
                         break
@@ -161,6 +165,16 @@ class Worker:
                     if progress:
                         progress(tally)
         return tally
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        cutoff = datetime.now(UTC) - timedelta(days=self.settings.webhook_retention_days)
+        with self.engine.begin() as conn:
+            pruned = prune(conn, cutoff)
+        if pruned:
+            log.info("pruned %d delivered webhook messages older than %s", pruned, cutoff)
 
     def close(self) -> None:
         self.sender.close()

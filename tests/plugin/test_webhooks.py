@@ -456,3 +456,31 @@ def test_cli_add_test_list_deliveries_and_replay(
 def test_ping_payload_names_the_endpoint() -> None:
     payload = ping(workspace="default", occurred_at=datetime.now(UTC), endpoint_id=3)
     assert payload["type"] == "ping" and payload["data"]["endpoint_id"] == 3
+
+
+def test_pruning_forgets_old_delivered_messages_and_keeps_the_rest(
+    engine: Engine, hook_settings: Settings, workspace_id: int, receiver: Receiver
+) -> None:
+    from plugin.db.models import WebhookMessage
+    from plugin.services.webhook_outbox import prune
+
+    _, secret = _endpoint(engine, hook_settings, workspace_id, receiver.url)
+    receiver.trust(secret)
+    receiver.script = [(200, {}, b""), (200, {}, b""), (400, {}, b"no")]
+    once = dataclasses.replace(hook_settings, webhook_schedule=(0,))
+    sent = _emit(engine, workspace_id, _promoted(3))
+    Worker(engine, once, threads=1).run(once=True)  # two delivered, one failed
+    fresh = _emit(engine, workspace_id, _promoted(1))
+    with engine.begin() as conn:  # the first three are 40 days old
+        conn.execute(
+            update(WebhookMessage)
+            .where(WebhookMessage.msg_id.in_(sent))
+            .values(created_at=datetime.now(UTC) - timedelta(days=40))
+        )
+    with engine.begin() as conn:
+        assert prune(conn, datetime.now(UTC) - timedelta(days=30)) == 2
+    with engine.connect() as conn:
+        left = set(conn.execute(select(WebhookMessage.msg_id)).scalars())
+        attempts = conn.execute(select(WebhookAttempt.id)).all()
+    assert len(left) == 2 and set(fresh) <= left  # the failed one and the fresh one stay
+    assert len(attempts) == 1  # the failed message's attempt, still visible
