@@ -29,7 +29,6 @@ from plugin.db.models import (
 )
 from plugin.db.models.score import REASON_COLUMNS, reasons_of
 from plugin.db.sql import in_values
-from plugin.services import score_read  # a module: score_read imports score_run, which imports us
 from plugin.services.webhook_outbox import Event, emit, subscribers
 from webhooks.events import (
     EMAIL_CONSENT,
@@ -118,8 +117,10 @@ def _payload(
     triggers: dict[int, dict[str, Any]],
     public_url: str | None,
 ) -> dict[str, Any]:
+    from plugin.services.score_read import words  # here: score_read imports score_run, which imports us
+
     when = r.occurred_at if r.occurred_at.tzinfo else r.occurred_at.replace(tzinfo=UTC)
-    reasons = score_read.words(reasons_of(r[8 : 8 + len(REASON_COLUMNS)]))
+    reasons = words(reasons_of(r[8 : 8 + len(REASON_COLUMNS)]))
     person = people.get(r.subject_id) if r.subject == "member" else None
     member = None
     crm: dict[str, str] = {}
