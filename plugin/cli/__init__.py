@@ -10,6 +10,7 @@ from plugin.cli.crm import crm
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
+from plugin.cli.rewards import rewards
 from plugin.cli.score import evaluate, score, scores
 from plugin.cli.webhooks import webhooks
 
@@ -38,6 +39,7 @@ for command in (
     hooks,
     serve,
     webhooks,
+    rewards,
 ):
     cli.add_command(command)
 

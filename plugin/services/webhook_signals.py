@@ -92,7 +92,7 @@ def emit_run_events(
     slug = conn.execute(select(Workspace.slug).where(Workspace.id == workspace_id)).scalar_one()
     member_ids = sorted({r.subject_id for r in rows if r.subject == "member"})
     org_ids = sorted({r.subject_id for r in rows if r.subject == "organization"})
-    people = _members(conn, member_ids)
+    people = member_refs(conn, member_ids)
     orgs = _organizations(conn, org_ids)
     trigger_ids = sorted({t for r in rows if r.event == "lead_turned_hot" for t in _ids(r.triggers)})
     triggers = _activities(conn, trigger_ids)
@@ -164,7 +164,8 @@ def _ids(triggers: Any) -> list[int]:
     return [int(t) for t in triggers or []]
 
 
-def _members(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def member_refs(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Per member id: name, locale, email, the consent purposes in force, and CRM ids."""
     out: dict[int, dict[str, Any]] = {}
     m, c, link, crm = Member, Consent, CrmLink, CrmConnection
     for chunk in _chunks(ids):
