@@ -27,8 +27,8 @@ class Settings:
     web_workers: int = 2
     #: TOML file whose keys override the packaged scoring defaults (``FLYWHEEL_SCORING_CONFIG``).
     scoring_config: Path | None = None
-    #: TOML file replacing reward rules (``FLYWHEEL_REWARDS_CONFIG``; defaults: plugin/rewards.toml).
-    rewards_config: Path | None = None
+    #: TOML file replacing reward rules (``FLYWHEEL_PROGRAMS_CONFIG``; defaults: plugin/programs.toml).
+    programs_config: Path | None = None
     #: CIDRs outgoing webhooks may reach although they are not public (tests, development).
     webhook_allowed_networks: str = ""
     #: Plain http:// webhook URLs; allowed on the embedded SQLite default (development), refused in
@@ -98,7 +98,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_workers=web_workers,
         scoring_config=Path(env["FLYWHEEL_SCORING_CONFIG"]) if env.get("FLYWHEEL_SCORING_CONFIG") else None,
         public_url=(env.get("FLYWHEEL_PUBLIC_URL") or "").rstrip("/") or None,
-        rewards_config=Path(env["FLYWHEEL_REWARDS_CONFIG"]) if env.get("FLYWHEEL_REWARDS_CONFIG") else None,
+        programs_config=Path(env["FLYWHEEL_PROGRAMS_CONFIG"])
+        if env.get("FLYWHEEL_PROGRAMS_CONFIG")
+        else None,
         **webhooks,
     )
 

@@ -10,6 +10,7 @@ from plugin.cli.crm import crm
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
+from plugin.cli.referrals import referrals
 from plugin.cli.rewards import rewards
 from plugin.cli.score import evaluate, score, scores
 from plugin.cli.webhooks import webhooks
@@ -40,6 +41,7 @@ for command in (
     serve,
     webhooks,
     rewards,
+    referrals,
 ):
     cli.add_command(command)
 

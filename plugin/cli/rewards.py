@@ -10,7 +10,7 @@ from rich.table import Table
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.services.members import find_member
-from plugin.services.reward_rules import load_rules
+from plugin.services.program_rules import load_rules
 from plugin.services.rewards import REASONS, balances, grant, ledger, move, release
 
 by_option = click.option("--by", default=None, help="Who does this (default: the system user).")
@@ -98,7 +98,7 @@ def grant_(
     as_json: bool,
 ) -> None:
     """Grant a reward by a rule's reason, or a manual one; announced as reward.granted."""
-    rules = load_rules(app.settings.rewards_config)
+    rules = load_rules(app.settings.programs_config)
     with app.session() as session:
         ws = app.workspace(session, workspace)
         member = find_member(session, ws.id, member_ref)

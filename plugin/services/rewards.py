@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 from plugin.db.base import table_of, utcnow
 from plugin.db.models import Member, RewardGrant, RewardLine, Workspace
 from plugin.errors import ConfigError, NotFound, ValidationFailed
-from plugin.services.reward_rules import Rule, check_kind, money
+from plugin.services.program_rules import Rule, check_kind, money
 from plugin.services.webhook_outbox import Event, emit
 from plugin.services.webhook_signals import member_refs
 from webhooks.events import EMAIL_CONSENT, MemberRef, reward_granted
@@ -90,7 +90,9 @@ def grant(
         else:
             rule = rules.get(reason)
             if rule is None:
-                raise ConfigError(f"no reward rule for {reason!r}", hint="add one in FLYWHEEL_REWARDS_CONFIG")
+                raise ConfigError(
+                    f"no reward rule for {reason!r}", hint="add one in FLYWHEEL_PROGRAMS_CONFIG"
+                )
             kind, value, currency = rule.kind, rule.amount, rule.currency
             hold_until = when + timedelta(days=rule.hold_days) if rule.hold_days else None
             needs_approval = rule.needs_approval(value)

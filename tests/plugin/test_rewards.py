@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from plugin.cli import cli
 from plugin.db.models import Consent, Member, RewardGrant, RewardLine, WebhookMessage
 from plugin.errors import ConfigError, ValidationFailed
-from plugin.services.reward_rules import load_rules
+from plugin.services.program_rules import load_rules
 from plugin.services.rewards import balances, grant, ledger, move, release
 from plugin.services.webhook_endpoints import add_endpoint
 from plugin.settings import Settings
@@ -99,7 +99,7 @@ def test_a_referral_reward_waits_its_hold_then_is_approved_and_announced_twice_w
 def test_large_rewards_wait_for_a_person(
     engine: Engine, workspace_id: int, member_id: int, tmp_path: Path
 ) -> None:
-    override = tmp_path / "rewards.toml"
+    override = tmp_path / "programs.toml"
     override.write_text(
         '[rules.referral_converted]\nkind = "money"\namount = "250.50"\ncurrency = "EUR"\n'
         'approve_above = "100"\n'

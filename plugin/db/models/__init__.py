@@ -6,6 +6,7 @@ from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
+from plugin.db.models.referral import Outreach, Referral, ReferralInvite
 from plugin.db.models.reward import RewardGrant, RewardLine
 from plugin.db.models.score import MemberStats, Score, ScoreEvent, ScoreRun
 from plugin.db.models.webhook import (
@@ -34,6 +35,9 @@ __all__ = [
     "MergeLog",
     "MergeSuggestion",
     "Organization",
+    "Outreach",
+    "Referral",
+    "ReferralInvite",
     "RewardGrant",
     "RewardLine",
     "Score",

@@ -1,5 +1,5 @@
-"""Reward rules as configuration: the packaged ``plugin/rewards.toml``, each rule replaceable by
-a workspace's own file (``FLYWHEEL_REWARDS_CONFIG``)."""
+"""Reward rules as configuration: the packaged ``plugin/programs.toml``, each rule replaceable by
+a workspace's own file (``FLYWHEEL_PROGRAMS_CONFIG``)."""
 
 from __future__ import annotations
 
@@ -74,15 +74,50 @@ def _rule(reason: str, raw: dict[str, Any]) -> Rule:
     )
 
 
-def load_rules(override: Path | None = None) -> dict[str, Rule]:
-    raw = tomllib.loads(resources.files("plugin").joinpath("rewards.toml").read_text("utf-8"))["rules"]
+def _raw(override: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    packaged = tomllib.loads(resources.files("plugin").joinpath("programs.toml").read_text("utf-8"))
+    mine: dict[str, Any] = {}
     if override is not None:
         try:
             mine = tomllib.loads(override.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(
-                f"cannot read the rewards config {override}: {exc}",
-                hint="fix the file or unset FLYWHEEL_REWARDS_CONFIG",
+                f"cannot read the programs config {override}: {exc}",
+                hint="fix the file or unset FLYWHEEL_PROGRAMS_CONFIG",
             ) from None
-        raw = {**raw, **mine.get("rules", {})}
+    return packaged, mine
+
+
+def load_rules(override: Path | None = None) -> dict[str, Rule]:
+    packaged, mine = _raw(override)
+    raw = {**packaged["rules"], **mine.get("rules", {})}
     return {reason: _rule(reason, dict(body)) for reason, body in raw.items()}
+
+
+@dataclass(frozen=True)
+class Programs:
+    max_contacts: int = 3
+    window_days: int = 30
+    min_gap_days: int = 7
+    attribution_days: int = 90
+    burst_per_day: int = 10
+    same_domain_is_self: bool = True
+
+
+def load_programs(override: Path | None = None) -> Programs:
+    """The contact budget and referral checks: packaged values, then the override's, key by key."""
+    packaged, mine = _raw(override)
+    values: dict[str, Any] = {}
+    for section in ("contact_budget", "referrals"):
+        values |= {**packaged.get(section, {}), **mine.get(section, {})}
+    known = set(Programs.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown program settings: {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        expected = bool if key == "same_domain_is_self" else int
+        if not isinstance(value, expected) or (expected is int and value < 0):
+            raise ConfigError(
+                f"{key} must be {'true or false' if expected is bool else 'a whole number, 0 or more'}"
+            )
+    return Programs(**values)
