@@ -10,6 +10,7 @@ from plugin.cli.crm import crm
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
+from plugin.cli.panels import panels
 from plugin.cli.referrals import referrals
 from plugin.cli.rewards import rewards
 from plugin.cli.score import evaluate, score, scores
@@ -42,6 +43,7 @@ for command in (
     webhooks,
     rewards,
     referrals,
+    panels,
 ):
     cli.add_command(command)
 

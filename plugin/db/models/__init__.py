@@ -6,6 +6,7 @@ from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
+from plugin.db.models.panel import Panel, PanelDraw, PanelMember
 from plugin.db.models.referral import Outreach, Referral, ReferralInvite
 from plugin.db.models.reward import RewardGrant, RewardLine
 from plugin.db.models.score import MemberStats, Score, ScoreEvent, ScoreRun
@@ -36,6 +37,9 @@ __all__ = [
     "MergeSuggestion",
     "Organization",
     "Outreach",
+    "Panel",
+    "PanelDraw",
+    "PanelMember",
     "Referral",
     "ReferralInvite",
     "RewardGrant",
