@@ -58,6 +58,9 @@ REWARD_KINDS = ("points", "money")
 # pending: waits for a person's approval; approved: the receiver should fulfil it;
 # fulfilled: already given (points recorded by Flywheel), the receiver only tells the member.
 REWARD_STATUSES = ("pending", "approved", "fulfilled")
+# The member's text an invitation or reminder may carry (written in the member's language).
+MESSAGE_FIELDS = ("locale", "direction", "subject", "text")
+MESSAGE_DIRECTIONS = ("ltr", "rtl")
 _LINK_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 PING_MESSAGE = "A test event from Flywheel: check its signature and answer with a 2xx status."
@@ -253,9 +256,13 @@ def focus_group_invitation(
     reasons: Sequence[str] = (),
     crm: Mapping[str, str] | None = None,
     links: Mapping[str, str] | None = None,
+    message: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Invite ``member`` to a research panel; the two personal links work until ``expires_at``."""
+    """Invite ``member`` to a research panel; the two personal links work until ``expires_at``.
+    ``message``, when given, is the invitation written for the member (see :func:`_message`)."""
     data = _panel_data(member, panel_id, panel_name, accept_url, decline_url, expires_at, reasons, crm, links)
+    if message is not None:
+        data["message"] = _message(message)
     return envelope("focus_group.invitation", workspace=workspace, occurred_at=occurred_at, data=data)
 
 
@@ -273,13 +280,16 @@ def focus_group_reminder(
     reasons: Sequence[str] = (),
     crm: Mapping[str, str] | None = None,
     links: Mapping[str, str] | None = None,
+    message: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Remind ``member`` of an unanswered invitation: answer by ``deadline`` (at the latest when
-    the links expire) to keep a seat."""
+    the links expire) to keep a seat. ``message`` as for :func:`focus_group_invitation`."""
     data = _panel_data(member, panel_id, panel_name, accept_url, decline_url, expires_at, reasons, crm, links)
     data["deadline"] = _utc(deadline, "deadline")
     if deadline > expires_at:
         raise EventError("the deadline must not be after the links expire")
+    if message is not None:
+        data["message"] = _message(message)
     return envelope("focus_group.reminder", workspace=workspace, occurred_at=occurred_at, data=data)
 
 
@@ -406,6 +416,23 @@ def _panel_data(
         decline_url=_url(decline_url, "decline_url"),
         expires_at=_utc(expires_at, "expires_at"),
     )
+
+
+def _message(message: Mapping[str, str]) -> dict[str, str]:
+    """The text written for the member, ready to send: ``locale`` (the language it is written in),
+    ``direction`` (``ltr`` or ``rtl``, for the email body's ``dir``), ``subject`` (one line, it
+    becomes an email header) and ``text`` (plain text)."""
+    if not isinstance(message, Mapping):
+        raise EventError("message must be an object with locale, direction, subject and text")
+    unknown = set(message) - set(MESSAGE_FIELDS)
+    if unknown:
+        raise EventError(f"message has unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    out = {key: _text(message.get(key), f"message.{key}") for key in MESSAGE_FIELDS}
+    if out["direction"] not in MESSAGE_DIRECTIONS:
+        raise EventError(f"message.direction must be one of {', '.join(MESSAGE_DIRECTIONS)}")
+    if "\n" in out["subject"] or "\r" in out["subject"]:
+        raise EventError("message.subject must be one line")
+    return out
 
 
 def _trigger(trigger: Mapping[str, Any]) -> dict[str, Any]:

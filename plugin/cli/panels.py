@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.models import Panel
+from plugin.services import panel_invites
 from plugin.services import panels as service
 from plugin.services.panel_spec import read_spec
-from plugin.services.program_rules import load_rules
+from plugin.services.program_rules import load_programs, load_rules
 
 
 @click.group()
@@ -123,6 +124,72 @@ def respond(app: AppContext, panel_id: int, member_id: int, answer: str, workspa
         app.out.print(f"member {out['replacement']} moves up from the reserve")
     elif out.get("note"):
         app.out.print(out["note"])
+
+
+def _sent(app: AppContext, what: str, sent: Any, as_json: bool) -> None:
+    if as_json:
+        app.emit_json({what: len(sent.members), "members": sent.members, "skipped": sent.skipped})
+        return
+    app.out.print(f"{what} {len(sent.members):,} member(s)")
+    for why, n in sent.skipped.items():
+        if n:
+            app.out.print(f"  skipped {n:,}: {why}")
+
+
+@panels.command("invite")
+@click.argument("panel_id", type=int)
+@click.option("--deadline-days", type=click.IntRange(1, 90), default=7, show_default=True)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def invite(app: AppContext, panel_id: int, deadline_days: int, workspace: str | None, as_json: bool) -> None:
+    """Send focus_group.invitation to every selected member not yet invited (replacements too),
+    in their language, with signed accept and decline links."""
+    policy = load_programs(app.settings.programs_config)
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+        sent = panel_invites.invite(session.connection(), app.settings, ws.id, panel_id, policy=policy,
+                                    deadline_days=deadline_days)  # fmt: skip
+        session.commit()
+    _sent(app, "invited", sent, as_json)
+
+
+@panels.command("remind")
+@click.argument("panel_id", type=int)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def remind(app: AppContext, panel_id: int, workspace: str | None, as_json: bool) -> None:
+    """One focus_group.reminder to each invited member who has not answered yet."""
+    policy = load_programs(app.settings.programs_config)
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+        sent = panel_invites.remind(session.connection(), app.settings, ws.id, panel_id, policy=policy)
+        session.commit()
+    _sent(app, "reminded", sent, as_json)
+
+
+@panels.command("expire")
+@click.argument("panel_id", type=int)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def expire(app: AppContext, panel_id: int, workspace: str | None, as_json: bool) -> None:
+    """Invitations past their deadline become no-responses, replaced from the reserve (run daily)."""
+    rules = load_rules(app.settings.programs_config)
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+        done = panel_invites.expire(session.connection(), ws.id, panel_id, rules=rules)
+        session.commit()
+    if as_json:
+        app.emit_json({"no_response": done})
+    else:
+        app.out.print(
+            f"{len(done):,} invitation(s) expired; {sum(1 for d in done if d['replacement']):,} replaced"
+        )
 
 
 @panels.command("status")

@@ -17,9 +17,16 @@ CHUNK = 5_000
 
 
 def within_budget(
-    conn: Connection, workspace_id: int, member_ids: Sequence[int], now: datetime, policy: Programs
+    conn: Connection,
+    workspace_id: int,
+    member_ids: Sequence[int],
+    now: datetime,
+    policy: Programs,
+    *,
+    follow_up: bool = False,
 ) -> set[int]:
-    """The members of ``member_ids`` who may be asked now."""
+    """The members of ``member_ids`` who may be asked now. A ``follow_up`` (a reminder of an ask
+    still open) counts against the number of asks but not the gap: it belongs to that ask."""
     o = Outreach
     since = now - timedelta(days=policy.window_days)
     out: set[int] = set()
@@ -37,7 +44,7 @@ def within_budget(
             count, last = asked.get(member_id, (0, None))
             if count >= policy.max_contacts:
                 continue
-            if last is not None:
+            if last is not None and not follow_up:
                 last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
                 if now - last < timedelta(days=policy.min_gap_days):
                     continue

@@ -45,6 +45,8 @@ def parse_spec(data: dict[str, Any]) -> dict[str, Any]:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise _bad("name", "is needed")
+    if "\n" in name or "\r" in name or len(name) > 200:
+        raise _bad("name", "must be one line of at most 200 characters (it is an email subject)")
     size, reserve = data.get("size"), data.get("reserve", 0)
     if not isinstance(size, int) or size < 1:
         raise _bad("size", "must be a whole number above zero")

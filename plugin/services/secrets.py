@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -21,18 +23,28 @@ def _key_from_file(path: Path) -> bytes:
     return key
 
 
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A key for one purpose (e.g. signing panel links), derived from the installation's secret
+    key: rotating that key also retires every link signed with the old one."""
+    base = _installation_key(settings)
+    return hmac.new(base, purpose.encode(), hashlib.sha256).digest()
+
+
+def _installation_key(settings: Settings) -> bytes:
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    if settings.is_sqlite:
+        return _key_from_file(settings.secret_key_file)
+    raise ConfigError(
+        "FLYWHEEL_SECRET_KEY is not set",
+        hint="generate one with `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'` and keep it with your database backups",
+    )
+
+
 def cipher(settings: Settings) -> Fernet:
     """The Fernet cipher for this installation. On the embedded default a key file is created once."""
-    if settings.secret_key:
-        key = settings.secret_key.encode()
-    elif settings.is_sqlite:
-        key = _key_from_file(settings.secret_key_file)
-    else:
-        raise ConfigError(
-            "FLYWHEEL_SECRET_KEY is not set",
-            hint="generate one with `python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'` and keep it with your database backups",
-        )
+    key = _installation_key(settings)
     try:
         return Fernet(key)
     except ValueError:

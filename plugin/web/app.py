@@ -45,8 +45,10 @@ def create_app(
     app.extensions["flywheel.clock"] = clock
 
     from plugin.web.hooks import hooks_bp
+    from plugin.web.panels import panels_bp
 
     app.register_blueprint(hooks_bp)
+    app.register_blueprint(panels_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Any, int]:

@@ -51,3 +51,6 @@ class PanelMember(Base):
     # selected | invited | accepted | declined | no_response | completed | disqualified | waiting (reserve)
     status: Mapped[str] = mapped_column(String(14))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the links expire then
+    reminders: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
