@@ -114,6 +114,7 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
                 "scores": run.scores.as_dict() if run.scores else None,
                 "top": run.top,
                 "crm": run.crm,
+                "programs": run.programs,
             }
         )
         return
@@ -123,6 +124,30 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
         print_top(app, run.top)
     if run.crm:
         print_crm(app, run.crm)
+    if run.programs:
+        print_programs(app, run.programs)
+
+
+def print_programs(app: AppContext, programs: dict[str, Any]) -> None:
+    ref = programs["referrals"]
+    skipped = ", ".join(f"{n:,} {why}" for why, n in ref["skipped"].items() if n) or "none"
+    app.out.print(
+        f"[bold]Referrals[/bold] (campaign {ref['campaign']}): {ref['invited']:,} champions invited "
+        f"with a personal link; skipped: {skipped}"
+    )
+    for r in ref["captured"]:
+        why = f" ({r['reason']})" if r["reason"] else ""
+        app.out.print(f"  {escape(r['prospect'])}: {r['status']}{escape(why)}")
+    panel = programs["panel"]
+    strata = ", ".join(
+        f"{name} {panel['selected'].get(name, 0)} of {panel['eligible'][name]:,} eligible"
+        for name in panel["eligible"]
+    )
+    app.out.print(f"[bold]Panel[/bold] {escape(panel['name'])} (seed {panel['seed']}): {strata}")
+    if panel["shortfall"]:
+        app.out.print(f"  quotas not met: {panel['shortfall']}")
+    pid = panel["panel"]
+    app.out.print(f"  next: `flywheel panels export {pid} -w demo`, `flywheel panels invite {pid} -w demo`")
 
 
 def print_crm(app: AppContext, crm: dict[str, Any]) -> None:

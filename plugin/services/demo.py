@@ -58,6 +58,7 @@ class DemoRun:
     top: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     settings: Settings | None = None
     crm: dict[str, Any] = field(default_factory=dict)
+    programs: dict[str, Any] = field(default_factory=dict)
 
 
 def stage_ingest(run: DemoRun) -> None:
@@ -182,6 +183,13 @@ def stage_crm(run: DemoRun) -> None:
     }  # fmt: skip
 
 
+def stage_programs(run: DemoRun) -> None:
+    """One referral campaign and one panel draw on the scored community."""
+    from plugin.services.demo_programs import run_programs
+
+    run.programs = run_programs(run.engine, run.settings or load_settings(), run.workspace_id, run.config.end)
+
+
 STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("ingest", stage_ingest),
     ("suggestions", stage_suggestions),
@@ -189,6 +197,7 @@ STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("consents", stage_consents),
     ("scores", stage_scores),
     ("crm", stage_crm),
+    ("programs", stage_programs),
 ]
 
 
