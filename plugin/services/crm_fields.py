@@ -38,6 +38,8 @@ FIELDS: tuple[PropertySpec, ...] = (
     PropertySpec("flywheel_churn_band", "Churn risk band", "string", "low, medium or high"),
     PropertySpec("flywheel_last_activity", "Last community activity", "datetime", "in any community"),
     PropertySpec("flywheel_reasons", "Flywheel reasons", "text", "why the scores are what they are"),
+    PropertySpec("flywheel_referred_by", "Referred by", "string", "the advocate who referred this person"),
+    PropertySpec("flywheel_referral_code", "Referral code", "string", "the advocate's referral code"),
 )
 #: CRM standard fields Flywheel also fills, from the member's profile.
 PROFILE_FIELDS = ("firstname", "lastname", "company")
@@ -76,6 +78,25 @@ class FieldMap:
             if name:
                 out[name] = value
         return out
+
+
+# The first referral of each prospect that is not rejected (held ones wait for review).
+REFERRED_SQL = (
+    "SELECT r.prospect_email, a.display_name, a.primary_email, i.code FROM referrals r "
+    "JOIN referral_invites i ON i.id = r.invite_id JOIN members a ON a.id = r.member_id "
+    "WHERE r.workspace_id = ? AND r.status IN ('pending', 'converted') ORDER BY r.id"
+)
+
+
+def _referred(conn: Connection, workspace_id: int) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for rows in raw_rows(conn, REFERRED_SQL, (workspace_id,)):
+        for email, name, advocate_email, code in rows:
+            who = " ".join(p for p in (name, f"<{advocate_email}>" if advocate_email else None) if p)
+            out.setdefault(
+                email, {"flywheel_referred_by": who or "a community member", "flywheel_referral_code": code}
+            )
+    return out
 
 
 def fields_hash(email: str, properties: Mapping[str, str]) -> str:
@@ -123,6 +144,7 @@ SQL = (
 def member_records(conn: Connection, workspace_id: int, mapping: FieldMap) -> Iterator[CrmRecord]:
     """Every current member with an email, as the CRM should hold them, in id order."""
     n = len(REASON_COLUMNS)
+    referred = _referred(conn, workspace_id)
     for rows in raw_rows(conn, SQL, (workspace_id,)):
         for r in rows:
             adv, lead, churn = r[12 : 12 + n], r[12 + n : 12 + 2 * n], r[12 + 2 * n : 12 + 3 * n]
@@ -144,6 +166,7 @@ def member_records(conn: Connection, workspace_id: int, mapping: FieldMap) -> It
                 "flywheel_reasons": "\n".join(reasons)[:MAX_TEXT] if reasons else None,
                 "company": r[11],
                 **_names(r[2]),
+                **referred.get(str(r[1]).strip().lower(), {}),
             }
             present = {k: v for k, v in values.items() if v is not None}
             yield CrmRecord(str(r[0]), str(r[1]).strip().lower(), mapping.apply(present))

@@ -18,6 +18,7 @@ from plugin.db.models import (
     CrmCompanyLink,
     CrmConnection,
     CrmDeal,
+    Identity,
     Member,
     Organization,
     Referral,
@@ -184,7 +185,56 @@ def capture(
         )
         .returning(table_of(Referral).c.id)
     ).scalar_one()
+    if not reason:
+        prospect_member(conn, workspace_id, name.strip(), prospect, when)
     return Captured(referral_id, "held" if reason else "pending", reason)
+
+
+def prospect_member(conn: Connection, workspace_id: int, name: str, email: str, now: datetime) -> int:
+    """The referred person as a member (found by email, or created with a ``referral`` identity),
+    so the next CRM sync writes them with who referred them, and a won deal finds them."""
+    m = Member
+    found = conn.execute(
+        select(m.id).where(
+            m.workspace_id == workspace_id, m.primary_email == email, m.merged_into_id.is_(None)
+        )
+    ).scalar()
+    if found is not None:
+        return int(found)
+    domain = email_domain(email)
+    org = conn.execute(
+        select(Organization.id).where(
+            Organization.workspace_id == workspace_id, Organization.domain == domain
+        )
+    ).scalar()
+    member_id = conn.execute(
+        table_of(Member)
+        .insert()
+        .values(
+            workspace_id=workspace_id,
+            display_name=name[:255],
+            primary_email=email,
+            organization_id=org,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(table_of(Member).c.id)
+    ).scalar_one()
+    conn.execute(
+        table_of(Identity)
+        .insert()
+        .values(
+            workspace_id=workspace_id,
+            member_id=member_id,
+            source="referral",
+            source_user_id=email,
+            email=email,
+            verified=False,
+            name=name[:255],
+            created_at=now,
+        )
+    )
+    return int(member_id)
 
 
 def _suspicion(
@@ -372,6 +422,9 @@ def review(conn: Connection, workspace_id: int, referral_id: int, *, accept: boo
         raise ValidationFailed(f"referral {referral_id} is {row.status}, not held for review")
     status = "pending" if accept else "rejected"
     conn.execute(update(r).where(r.id == referral_id).values(status=status))
+    if accept:
+        name, email = conn.execute(select(r.prospect_name, r.prospect_email).where(r.id == referral_id)).one()
+        prospect_member(conn, workspace_id, name, email, utcnow())
     return status
 
 
