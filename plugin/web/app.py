@@ -46,9 +46,11 @@ def create_app(
 
     from plugin.web.hooks import hooks_bp
     from plugin.web.panels import panels_bp
+    from plugin.web.referrals import referrals_bp
 
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
+    app.register_blueprint(referrals_bp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Any, int]:
