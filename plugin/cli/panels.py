@@ -192,6 +192,31 @@ def expire(app: AppContext, panel_id: int, workspace: str | None, as_json: bool)
         )
 
 
+@panels.command("crm-sync")
+@click.argument("panel_id", type=int)
+@click.option("--crm", "kind", type=click.Choice(["hubspot", "salesforce"]), default=None)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def crm_sync(app: AppContext, panel_id: int, kind: str | None, workspace: str | None, as_json: bool) -> None:
+    """Put the panel's members on a HubSpot static list or in a Salesforce Campaign (after
+    `crm sync` has given them their CRM records)."""
+    from plugin.services.panel_crm import sync_panel
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    done = sync_panel(app.engine, app.settings, ws.id, panel_id, kind)
+    if as_json:
+        app.emit_json(done)
+        return
+    app.out.print(
+        f"{done['added']:,} added to {escape(done['list'])} ({done['already_there']:,} already there)"
+    )
+    if done["not_in_crm_yet"]:
+        app.out.print(f"{done['not_in_crm_yet']:,} not in the CRM yet: run `flywheel crm sync` first")
+
+
 @panels.command("status")
 @click.argument("panel_id", type=int)
 @workspace_option

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from plugin.db.base import table_of, utcnow
 from plugin.db.models import Member, RewardGrant, RewardLine, Workspace
 from plugin.errors import ConfigError, NotFound, ValidationFailed
+from plugin.services import contact_budget
 from plugin.services.program_rules import Rule, check_kind, money
 from plugin.services.webhook_outbox import Event, emit
 from plugin.services.webhook_signals import member_refs
@@ -125,6 +126,8 @@ def grant(
     status = "pending" if hold_until or needs_approval else "approved"
     _line(conn, grant_id, status, by, note, when)
     _announce(conn, workspace_id, [grant_id], status, when)
+    if value > 0:  # a reward notice uses up an ask in the shared budget; it is never held back
+        contact_budget.record(conn, workspace_id, [member_id], "reward.granted", when)
     return Granted(grant_id, True, status)
 
 

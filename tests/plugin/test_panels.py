@@ -25,6 +25,8 @@ from plugin.services.panel_draw import Quota, draw
 from plugin.services.panel_spec import parse_spec, read_spec
 from plugin.services.program_rules import load_rules
 from plugin.services.rewards import balances
+from plugin.settings import Settings
+from tests.fakes.hubspot import HubSpotFake
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "panel.toml"
 QUOTAS = {"customer": Quota(4, 4), "prospect": Quota(6, 6)}
@@ -233,3 +235,27 @@ def test_cli_create_draw_status_and_export(runner: CliRunner, engine: Engine, wo
     assert list(csv.DictReader(io.StringIO(exported))) == []
     listed = json.loads(runner.invoke(cli, ["panels", "list", "--json"]).output)
     assert listed["panels"][0]["status"] == "drawn"
+
+
+@pytest.mark.slow
+def test_a_drawn_panel_becomes_a_hubspot_static_list_once(
+    engine: Engine, settings: Settings, workspace_id: int, hubspot_fake: HubSpotFake
+) -> None:
+    from plugin.services.crm_connections import save_connection
+    from plugin.services.crm_sync import sync_crm
+    from plugin.services.panel_crm import sync_panel
+
+    _community(engine, workspace_id)
+    with engine.begin() as conn:
+        panel_id = panels.create(conn, workspace_id, _spec())
+        panels.run_draw(conn, workspace_id, panel_id, seed=2)
+        declined = next(m for m in panels.members(conn, workspace_id, panel_id) if m["role"] == "selected")
+        panels.respond(conn, workspace_id, panel_id, declined["member_id"], "declined", rules=load_rules())
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": hubspot_fake.token}, hubspot_fake.base_url
+    )
+    sync_crm(engine, settings, workspace_id, kind="hubspot")
+    first = sync_panel(engine, settings, workspace_id, panel_id)
+    again = sync_panel(engine, settings, workspace_id, panel_id)
+    assert first["added"] == 10 and first["not_in_crm_yet"] == 0  # the replacement, not who declined
+    assert again["list_id"] == first["list_id"] and again["added"] == 0 and again["already_there"] == 10
