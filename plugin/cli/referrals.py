@@ -23,19 +23,22 @@ def referrals() -> None:
 )
 @click.option("--campaign", default="default", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Invite at most this many.")
+@click.option(
+    "--min-score", type=click.FloatRange(0, 100), default=None, help="Only advocate scores this high."
+)
 @workspace_option
 @json_option
 @pass_app
 @handle_errors
-def invite_(app: AppContext, segment: str, campaign: str, limit: int | None, workspace: str | None,
-            as_json: bool) -> None:  # fmt: skip
+def invite_(app: AppContext, segment: str, campaign: str, limit: int | None, min_score: float | None,
+            workspace: str | None, as_json: bool) -> None:  # fmt: skip
     """Give each advocate of the segment a personal link (marketing consent and the contact budget
     respected) and send referral.invitation."""
     policy = load_programs(app.settings.programs_config)
     with app.session() as session:
         ws = app.workspace(session, workspace)
         done = invite(session.connection(), ws.id, segment=segment, campaign=campaign, policy=policy,
-                      public_url=app.settings.public_url, limit=limit)  # fmt: skip
+                      public_url=app.settings.public_url, limit=limit, min_score=min_score)  # fmt: skip
         session.commit()
     if as_json:
         app.emit_json({"invited": len(done.invited), "members": done.invited, "skipped": done.skipped})

@@ -57,15 +57,19 @@ def invite(
     policy: Programs,
     public_url: str | None,
     limit: int | None = None,
+    min_score: float | None = None,
     now: datetime | None = None,
 ) -> Invited:
-    """Invite the advocates of ``segment`` (a level, or several comma-separated) to refer."""
+    """Invite the advocates of ``segment`` (a level, several comma-separated, or ``all``) whose
+    advocate score is at least ``min_score`` (when given) to refer."""
     if not public_url:
         raise ConfigError(
             "referral links need the address people reach Flywheel at",
             hint="set FLYWHEEL_PUBLIC_URL, e.g. https://flywheel.example.com",
         )
     levels = [s.strip().removesuffix("s") for s in segment.split(",") if s.strip()]
+    if levels == ["all"]:
+        levels = list(LEVELS)
     if not levels or any(level not in LEVELS for level in levels):
         known = ", ".join(f"{x}s" for x in LEVELS)
         raise ValidationFailed(
@@ -81,6 +85,7 @@ def invite(
                 s.kind == "advocate",
                 s.subject == "member",
                 s.label.in_(levels),
+                s.score >= (min_score if min_score is not None else float("-inf")),
             )
             .order_by(s.score.desc(), s.subject_id)
         ).scalars()

@@ -288,3 +288,13 @@ def test_cli_invite_capture_list_and_review(
     assert json.loads(rejected.output)["status"] == "rejected"
     bad = runner.invoke(cli, ["referrals", "invite", "--segment", "heroes"])
     assert bad.exit_code == 2 and "champions" in bad.output
+
+
+def test_a_minimum_score_narrows_the_segment(engine: Engine, workspace_id: int) -> None:
+    people = _people(engine, workspace_id)
+    with engine.begin() as conn:
+        none = invite(conn, workspace_id, segment="all", campaign="hi", policy=POLICY, public_url=URL,
+                      min_score=95.0, now=NOW)  # fmt: skip
+        some = invite(conn, workspace_id, segment="all", campaign="lo", policy=POLICY, public_url=URL,
+                      min_score=50.0, now=NOW)  # fmt: skip
+    assert none.invited == [] and some.invited == [people["ada"]]
