@@ -196,8 +196,8 @@ STAGES: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("organizations", stage_organizations),
     ("consents", stage_consents),
     ("scores", stage_scores),
+    ("programs", stage_programs),  # before the CRM: the referred prospect is synced with its referral
     ("crm", stage_crm),
-    ("programs", stage_programs),
 ]
 
 

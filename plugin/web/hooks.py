@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
-from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import Engine, select
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,26 +30,13 @@ from plugin.db.models import InboundDelivery, Workspace
 from plugin.errors import AuthError, FlywheelError
 from plugin.services.hook_secrets import check_source, get_hook_secret
 from plugin.services.ingest import Ingestor
-from plugin.settings import Settings
 from plugin.web.app import problem
+from plugin.web.context import engine as _engine
+from plugin.web.context import now as _now
+from plugin.web.context import settings as _settings
 
 hooks_bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 MAX_GENERIC_RECORDS = 1_000
-
-
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["flywheel.engine"]
-    return engine
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["flywheel.settings"]
-    return settings
-
-
-def _now() -> datetime:
-    clock: Callable[[], datetime] = current_app.extensions["flywheel.clock"]
-    return clock()
 
 
 #: Checked against when a workspace or source has no secret, so that such a request is answered

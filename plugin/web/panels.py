@@ -4,18 +4,17 @@ open links); the signed token is the only credential and is never sent on as a r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
-from sqlalchemy import Engine, select
+from flask import Blueprint, Response, request
+from sqlalchemy import select
 
 from plugin.db.models import Member, Panel, PanelMember
 from plugin.services.panel_invites import Link, read_token
 from plugin.services.panel_messages import page
 from plugin.services.panels import respond
 from plugin.services.program_rules import load_rules
-from plugin.settings import Settings
+from plugin.web.context import engine, now, settings
 
 panels_bp = Blueprint("panel_links", __name__)
 ANSWERED = {"accepted": "accepted", "completed": "accepted", "declined": "declined", "no_response": "expired"}
@@ -33,13 +32,10 @@ def _html(body: str, status: int = 200) -> Response:
 
 
 def _context(token: str) -> tuple[Link | None, Any]:
-    settings: Settings = current_app.extensions["flywheel.settings"]
-    engine: Engine = current_app.extensions["flywheel.engine"]
-    now: datetime = current_app.extensions["flywheel.clock"]()
-    link = read_token(settings, token, now)
+    link = read_token(settings(), token, now())
     if link is None:
         return None, None
-    with engine.connect() as conn:
+    with engine().connect() as conn:
         row = conn.execute(
             select(Panel.name, Panel.workspace_id, Member.locale, PanelMember.status, PanelMember.role)
             .join(PanelMember, PanelMember.panel_id == Panel.id)
@@ -49,31 +45,34 @@ def _context(token: str) -> tuple[Link | None, Any]:
     return link, row
 
 
-@panels_bp.get("/p/<token>")
-def show(token: str) -> Response:
-    link, row = _context(token)
+def _settled(link: Link | None, row: Any) -> Response | None:
+    """The page for a link that cannot be answered (unknown, already answered, expired), or None."""
     if link is None or row is None:
         return _html(page(None, state="invalid", panel=""), 404)
     if row.status in ANSWERED:
         return _html(page(row.locale, state=ANSWERED[row.status], panel=row.name))
     if link.expired or row.role != "selected":
         return _html(page(row.locale, state="expired", panel=row.name), 410)
+    return None
+
+
+@panels_bp.get("/p/<token>")
+def show(token: str) -> Response:
+    link, row = _context(token)
+    settled = _settled(link, row)
+    if settled is not None or link is None:
+        return settled or _html(page(None, state="invalid", panel=""), 404)
     return _html(page(row.locale, state=f"confirm_{link.action}", panel=row.name, action_url=request.path))
 
 
 @panels_bp.post("/p/<token>")
 def answer(token: str) -> Response:
     link, row = _context(token)
-    if link is None or row is None:
-        return _html(page(None, state="invalid", panel=""), 404)
-    if row.status in ANSWERED:
-        return _html(page(row.locale, state=ANSWERED[row.status], panel=row.name))
-    if link.expired or row.role != "selected":
-        return _html(page(row.locale, state="expired", panel=row.name), 410)
-    settings: Settings = current_app.extensions["flywheel.settings"]
-    engine: Engine = current_app.extensions["flywheel.engine"]
+    settled = _settled(link, row)
+    if settled is not None or link is None:
+        return settled or _html(page(None, state="invalid", panel=""), 404)
     answer = "accepted" if link.action == "accept" else "declined"
-    with engine.begin() as conn:
+    with engine().begin() as conn:
         respond(conn, row.workspace_id, link.panel_id, link.member_id, answer,
-                rules=load_rules(settings.programs_config))  # fmt: skip
+                rules=load_rules(settings().programs_config))  # fmt: skip
     return _html(page(row.locale, state=answer, panel=row.name))

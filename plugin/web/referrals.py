@@ -4,11 +4,10 @@ workspace, role admin or marketer)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
-from sqlalchemy import Engine, select, update
+from flask import Blueprint, Response, request
+from sqlalchemy import select, update
 
 from plugin.db.models import ApiToken, ReferralInvite
 from plugin.errors import NotFound, ValidationFailed
@@ -16,8 +15,10 @@ from plugin.services.program_rules import load_programs
 from plugin.services.referral_form import CSP, best_language, form_page
 from plugin.services.referrals import capture
 from plugin.services.workspaces import hash_token
-from plugin.settings import Settings
 from plugin.web.app import problem
+from plugin.web.context import engine as _engine
+from plugin.web.context import now as _now
+from plugin.web.context import settings as _settings
 
 referrals_bp = Blueprint("referrals", __name__)
 ROLES = ("admin", "marketer")
@@ -27,21 +28,6 @@ HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["flywheel.engine"]
-    return engine
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["flywheel.settings"]
-    return settings
-
-
-def _now() -> datetime:
-    now: datetime = current_app.extensions["flywheel.clock"]()
-    return now
 
 
 def _html(body: str, status: int = 200) -> Response:

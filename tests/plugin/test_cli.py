@@ -110,8 +110,14 @@ def test_demo_builds_a_community_and_summarises_it(runner: CliRunner) -> None:
         and crm["sync"]["counts"]["failed"] == 0
     )
     assert crm["sample"] and all(c["flywheel_advocate_score"] for c in crm["sample"])
-    assert again["crm"]["sync"]["counts"]["unchanged"] == crm["contacts_in_crm"]
-    assert again["crm"]["sync"]["calls"].get("contacts.batch_upsert", 0) == 0
+    # The one record the second run writes is the prospect the first run's referral brought in:
+    # created after that run's scoring, scored by this one. Everyone else is left alone.
+    prospect = [r for r in data["programs"]["referrals"]["captured"] if r["status"] == "pending"]
+    assert len(prospect) == 1
+    assert again["crm"]["sync"]["counts"]["unchanged"] == crm["contacts_in_crm"] - 1
+    assert again["crm"]["sync"]["counts"]["updated"] == 1
+    assert again["crm"]["sync"]["calls"].get("contacts.batch_upsert", 0) == 1
+    assert [r["status"] for r in again["programs"]["referrals"]["captured"]] == ["held"] * 3
 
 
 def test_review_a_suggestion_merge_and_undo_from_the_command_line(runner: CliRunner, tmp_path: Path) -> None:
