@@ -20,6 +20,7 @@ def grant(rate: float, tat: float, now: float, wanted: int, *, burst_s: float = 
     if rate <= 0:
         raise ValueError("a rate limit must be above zero")
     interval = 1.0 / rate
+    burst_s = max(burst_s, interval)  # below one a second, the burst is one message
     start = max(tat, now)
     room = max(0, int((now + burst_s - start) / interval + 1e-9))
     allowed = min(wanted, room)

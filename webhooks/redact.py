@@ -29,13 +29,11 @@ _PATTERNS = (
 
 
 def redact(text: str) -> str:
-    for index, pattern in enumerate(_PATTERNS):
-        if index == 0:
-            text = pattern.sub(lambda m: m.group(1) + MASK, text)
-        elif index == 1:
-            text = pattern.sub(lambda m: m.group(1) + " " + MASK, text)
-        else:
-            text = pattern.sub(MASK, text)
+    # Credentials after an auth scheme first: "Authorization: Bearer x" must lose x, not "Bearer".
+    text = _PATTERNS[1].sub(lambda m: m.group(1) + " " + MASK, text)
+    text = _PATTERNS[0].sub(lambda m: m.group(1) + MASK, text)
+    for pattern in _PATTERNS[2:]:
+        text = pattern.sub(MASK, text)
     return text
 
 

@@ -132,12 +132,12 @@ class Sender:
             response = pool.urlopen(
                 "POST", path, body=body, headers=sent, redirect=False, retries=False, preload_content=False
             )
+        except NewConnectionError:  # before the timeouts: in urllib3 2 it is a ConnectTimeoutError too
+            return Answer(None, took(), error=f"could not connect to {host}:{port}")
         except (ConnectTimeoutError, ReadTimeoutError):
             return Answer(None, took(), error=f"no answer within {self.timeout_s:g} s")
         except SSLError as exc:
             return Answer(None, took(), error=f"TLS failed: {_first_line(exc)}")
-        except NewConnectionError:
-            return Answer(None, took(), error=f"could not connect to {host}:{port}")
         except HTTPError as exc:
             return Answer(None, took(), error=f"connection failed: {_first_line(exc)}")
         try:

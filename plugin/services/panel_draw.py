@@ -60,7 +60,8 @@ def draw(
         taken[name] = min(want, len(order[name]))
         if taken[name] < want:
             out.shortfall[name] = want - taken[name]
-    free = size - sum(taken.values())
+    # The places a short stratum could not fill stay empty: they are not another stratum's.
+    free = size - sum(q.minimum for q in quotas.values())
     # The free places, one at a time, to a random candidate of the strata still below their maximum.
     candidates = [(name, i) for name in sorted(quotas) for i in range(taken[name], len(order[name]))]
     if free > 0 and candidates:
@@ -71,7 +72,7 @@ def draw(
             if taken[name] < min(quotas[name].maximum, len(order[name])):
                 taken[name] += 1
                 free -= 1
-    out.unfilled = max(free, 0)
+    out.unfilled = max(free, 0) + sum(out.shortfall.values())
     total_max = sum(q.maximum for q in quotas.values()) or 1
     for name in sorted(quotas):
         out.selected[name] = order[name][: taken[name]]

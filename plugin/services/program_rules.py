@@ -36,8 +36,12 @@ def money(value: Any, what: str) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{what} is not a number: {value!r}") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.0001")):
-        raise ConfigError(f"{what} must be a finite amount with at most four decimal places")
+    try:
+        exact = amount.is_finite() and amount == amount.quantize(Decimal("0.0001"))
+    except InvalidOperation:  # too many digits to hold four places
+        exact = False
+    if not exact or abs(amount) >= Decimal(10) ** 14:
+        raise ConfigError(f"{what} must be below 100 trillion, with at most four decimal places")
     return amount
 
 

@@ -349,11 +349,13 @@ def attribute(
         )
     }
     links = conn.execute(
-        select(CrmCompanyLink.crm_id, Organization.domain).join(
-            Organization, Organization.id == CrmCompanyLink.organization_id
-        )
+        select(CrmCompanyLink.connection_id, CrmCompanyLink.crm_id, Organization.domain)
+        .join(Organization, Organization.id == CrmCompanyLink.organization_id)
+        .join(CrmConnection, CrmConnection.id == CrmCompanyLink.connection_id)
+        .where(CrmConnection.workspace_id == workspace_id, Organization.workspace_id == workspace_id)
     ).all()
-    domain_of_company = {str(c): d for c, d in links if c}
+    # Company ids are the CRM account's own numbers: they mean something only with their connection.
+    domain_of_company = {(conn_id, str(c)): d for conn_id, c, d in links if c}
     converted: list[int] = []
     slug = _slug(conn, workspace_id)
     window = timedelta(days=policy.attribution_days)
@@ -367,7 +369,7 @@ def attribute(
                 continue
             by_person = member_id is not None and member_id in (deal.member_ids or [])
             by_company = is_company_domain(domain) and any(
-                domain_of_company.get(str(c)) == domain for c in deal.company_ids or []
+                domain_of_company.get((deal.connection_id, str(c))) == domain for c in deal.company_ids or []
             )
             if by_person or by_company:
                 _convert(conn, workspace_id, slug, ref, deal, closed, rules, when)

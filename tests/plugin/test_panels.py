@@ -64,6 +64,13 @@ def test_a_short_stratum_is_reported_and_never_filled_from_another() -> None:
     assert len(got.selected["prospect"]) == 6 and got.unfilled == 2  # prospects stay at their maximum
 
 
+def test_a_short_strata_places_are_not_taken_by_a_stratum_with_room_above_its_minimum() -> None:
+    ids, strata = _pool(2, 50)
+    got = draw(ids, strata, {"customer": Quota(5, 5), "prospect": Quota(5, 10)}, 10, 0, seed=3)
+    assert len(got.selected["customer"]) == 2 and len(got.selected["prospect"]) == 5
+    assert got.shortfall == {"customer": 3} and got.unfilled == 3
+
+
 def test_free_places_go_to_strata_below_their_maximum() -> None:
     ids, strata = _pool(30, 50)
     got = draw(ids, strata, {"customer": Quota(2, 5), "prospect": Quota(2, 5)}, 10, 0, seed=4)

@@ -52,3 +52,16 @@ def test_an_excerpt_is_short_and_survives_bad_bytes() -> None:
     long = excerpt(b"x " * 2000)
     assert long is not None and len(long) <= 500 and long.endswith("…")
     assert excerpt(b"\xff\xfeok") == "\ufffd\ufffdok"
+
+
+def test_a_rate_below_one_a_second_still_sends() -> None:
+    first = grant(0.5, 0.0, 1000.0, 3)
+    assert first.allowed == 1
+    assert grant(0.5, first.tat, 1001.0, 3).allowed == 0
+    assert grant(0.5, first.tat, 1002.0, 3).allowed == 1
+
+
+def test_a_short_bearer_or_basic_credential_is_masked() -> None:
+    for header in ("Authorization: Bearer abc123def", "authorization=Basic dXNlcjpwYXNz"):
+        out = redact(header)
+        assert "abc123def" not in out and "dXNlcjpwYXNz" not in out and "[redacted]" in out
