@@ -140,21 +140,27 @@ class Sender:
             return Answer(None, took(), error=f"TLS failed: {_first_line(exc)}")
         except HTTPError as exc:
             return Answer(None, took(), error=f"connection failed: {_first_line(exc)}")
+        # Read what the receiver answers against the same deadline, one socket read at a time, so
+        # a receiver that drips its answer cannot hold the thread past about twice the timeout.
+        deadline = started + self.timeout_s
+        head = b""
+        complete = False
         try:
-            head = response.read(EXCERPT_BYTES)
-            rest = 0
-            while rest < DRAIN_BYTES:
-                chunk = response.read(8192)
+            head = response.read1(EXCERPT_BYTES)
+            complete = response.length_remaining == 0
+            drained = 0
+            while not complete and drained < DRAIN_BYTES and time.perf_counter() < deadline:
+                chunk = response.read1(8192)
                 if not chunk:
+                    complete = True
                     break
-                rest += len(chunk)
-            else:  # an endless answer: drop the connection instead of reading on
-                response.close()
+                drained += len(chunk)
+                complete = response.length_remaining == 0
         except (ReadTimeoutError, HTTPError):
+            complete = False
+        if not complete:  # an answer not read to its end cannot share the connection
             response.close()
-            head = b""
-        finally:
-            response.release_conn()
+        response.release_conn()
         return Answer(
             response.status,
             took(),

@@ -74,8 +74,9 @@ class Worker:
         )
         self.idle_s = idle_s
         self.name = name or worker_name()
-        # A claim waits for at most one send ahead of it on its thread, then takes its own.
-        self.lease_s = 3 * self.policy.timeout_s + 5
+        # A claim waits for at most one send ahead of it on its thread, then takes its own; a send
+        # (connect, request, the answer read against the same deadline) takes at most two timeouts.
+        self.lease_s = 5 * self.policy.timeout_s + 5
         self._secrets: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
 
