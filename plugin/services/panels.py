@@ -33,6 +33,14 @@ from plugin.services.rewards import grant
 
 ANSWERS = ("accepted", "declined", "no_response", "completed", "disqualified")
 ON_PANEL = ("selected", "invited", "accepted")
+#: The statuses each answer may follow.
+FROM = {
+    "accepted": ("selected", "invited"),
+    "declined": ("selected", "invited", "accepted"),
+    "no_response": ("invited",),
+    "completed": ("selected", "invited", "accepted"),
+    "disqualified": ("selected", "invited", "accepted"),
+}
 DAY_US = 86_400_000_000
 
 
@@ -239,12 +247,24 @@ def respond(
     if row is None or row.role != "selected":
         raise NotFound(f"member {member_id} is not on panel {panel_id}")
     now = utcnow()
-    conn.execute(
-        update(pm)
-        .where(pm.panel_id == panel_id, pm.member_id == member_id)
-        .values(status=answer, updated_at=now)
-    )
     out: dict[str, Any] = {"member": member_id, "status": answer, "replacement": None}
+    if row.status == answer:  # said twice (a double click, a retried request): nothing more happens
+        out["repeat"] = True
+        if answer == "completed":
+            key = f"panel-{panel_id}-{member_id}"
+            out["reward"] = grant(
+                conn, workspace_id, member_id, "panel_completed", key=key, rules=rules, by="panel"
+            ).grant_id
+        return out
+    moved = conn.execute(
+        update(pm)
+        .where(pm.panel_id == panel_id, pm.member_id == member_id, pm.status.in_(FROM[answer]))
+        .values(status=answer, updated_at=now)
+    ).rowcount
+    if moved != 1:  # another answer came first: one change of state, one replacement, one reward
+        raise ValidationFailed(
+            f"member {member_id} is {row.status} on panel {panel_id}; they cannot be {answer}"
+        )
     if answer in ("declined", "no_response"):
         nxt = conn.execute(
             select(pm.member_id)

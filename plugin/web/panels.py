@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy import select
 
 from plugin.db.models import Member, Panel, PanelMember
+from plugin.errors import ValidationFailed
 from plugin.services.panel_invites import Link, read_token
 from plugin.services.panel_messages import page
 from plugin.services.panels import respond
@@ -17,7 +18,13 @@ from plugin.services.program_rules import load_rules
 from plugin.web.context import engine, now, settings
 
 panels_bp = Blueprint("panel_links", __name__)
-ANSWERED = {"accepted": "accepted", "completed": "accepted", "declined": "declined", "no_response": "expired"}
+ANSWERED = {
+    "accepted": "accepted",
+    "completed": "accepted",
+    "declined": "declined",
+    "no_response": "expired",
+    "disqualified": "expired",
+}
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -72,7 +79,11 @@ def answer(token: str) -> Response:
     if settled is not None or link is None:
         return settled or _html(page(None, state="invalid", panel=""), 404)
     answer = "accepted" if link.action == "accept" else "declined"
-    with engine().begin() as conn:
-        respond(conn, row.workspace_id, link.panel_id, link.member_id, answer,
-                rules=load_rules(settings().programs_config))  # fmt: skip
+    try:
+        with engine().begin() as conn:
+            respond(conn, row.workspace_id, link.panel_id, link.member_id, answer,
+                    rules=load_rules(settings().programs_config))  # fmt: skip
+    except ValidationFailed:  # another answer landed between the page and this press
+        link, row = _context(token)
+        return _settled(link, row) or _html(page(None, state="invalid", panel=""), 409)
     return _html(page(row.locale, state=answer, panel=row.name))

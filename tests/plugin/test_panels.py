@@ -266,3 +266,24 @@ def test_a_drawn_panel_becomes_a_hubspot_static_list_once(
     again = sync_panel(engine, settings, workspace_id, panel_id)
     assert first["added"] == 10 and first["not_in_crm_yet"] == 0  # the replacement, not who declined
     assert again["list_id"] == first["list_id"] and again["added"] == 0 and again["already_there"] == 10
+
+
+def test_an_answer_given_twice_replaces_once_and_a_disqualified_member_cannot_accept(
+    engine: Engine, workspace_id: int
+) -> None:
+    _community(engine, workspace_id)
+    rules = load_rules()
+    with engine.begin() as conn:
+        panel_id = panels.create(conn, workspace_id, _spec())
+        panels.run_draw(conn, workspace_id, panel_id, seed=8)
+        on = [m for m in panels.members(conn, workspace_id, panel_id) if m["role"] == "selected"]
+        customer = next(m for m in on if m["stratum"] == "customer")
+        first = panels.respond(conn, workspace_id, panel_id, customer["member_id"], "declined", rules=rules)
+        again = panels.respond(conn, workspace_id, panel_id, customer["member_id"], "declined", rules=rules)
+        assert first["replacement"] and again.get("repeat") and again["replacement"] is None
+        counts = panels.status(conn, workspace_id, panel_id)["strata"]["customer"]
+        assert counts.get("selected", 0) + counts.get("declined", 0) == 5  # four places, one declined
+        other = next(m for m in on if m["stratum"] == "prospect")
+        panels.respond(conn, workspace_id, panel_id, other["member_id"], "disqualified", rules=rules)
+        with pytest.raises(ValidationFailed, match="cannot be accepted"):
+            panels.respond(conn, workspace_id, panel_id, other["member_id"], "accepted", rules=rules)
