@@ -21,7 +21,8 @@ TIMEOUT_S = 15.0
 DISABLE_AFTER_S = 5 * 86_400.0  # an endpoint failing for five days running is disabled
 MAX_RETRY_AFTER_S = 86_400.0  # a Retry-After is honoured up to a day
 
-Kind = Literal["delivered", "retry", "failed", "endpoint_gone"]
+# "held": nothing was sent (e.g. the secret cannot be read); the attempt does not count.
+Kind = Literal["delivered", "retry", "failed", "endpoint_gone", "held"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from plugin.db.base import table_of, utcnow
 from plugin.db.ids import allocate_ids
@@ -148,8 +148,14 @@ def recover(conn: Connection, workspace_id: int, endpoint_id: int, since: dateti
             hint=f"enable it first: `flywheel webhooks enable {endpoint_id}`",
         )
     d = table_of(WebhookDelivery)
+    a = table_of(WebhookAttempt)
+    # "Failed since": by when the last attempt failed, not when the message was made (a message
+    # fails a day and a half after it is made, on the default schedule).
+    failed_since = (
+        select(a.c.delivery_id).group_by(a.c.delivery_id).having(func.max(a.c.attempted_at) >= since)
+    )
     return _resend(
-        conn, and_(d.c.endpoint_id == endpoint_id, d.c.status == "failed", d.c.created_at >= since)
+        conn, and_(d.c.endpoint_id == endpoint_id, d.c.status == "failed", d.c.id.in_(failed_since))
     )
 
 
@@ -191,8 +197,6 @@ def deliveries(
 
 def counts(conn: Connection, workspace_id: int) -> dict[str, int]:
     """Deliveries by status."""
-    from sqlalchemy import func
-
     d = table_of(WebhookDelivery)
     e = table_of(WebhookEndpoint)
     rows = conn.execute(

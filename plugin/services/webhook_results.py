@@ -104,7 +104,32 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome], now: date
                 for o in others
             ],
         )
-    _health(conn, outcomes, now)
+    held = [o for o in outcomes if o.decision.kind == "held"]
+    if held:
+        conn.execute(
+            update(d)
+            .where(
+                and_(
+                    d.c.id == _b("did"),
+                    d.c.status == "pending",
+                    d.c.lease_holder == worker,
+                    d.c.attempts == _b("n"),
+                )
+            )
+            .values(
+                attempts=d.c.attempts - 1, next_attempt_at=_b("next"), last_error=_b("err"), lease_holder=None
+            ),
+            [
+                {
+                    "did": o.job.claimed.delivery_id,
+                    "n": o.job.claimed.attempt,
+                    "next": now + timedelta(seconds=o.decision.delay_s),
+                    "err": o.decision.reason[:300],
+                }
+                for o in held
+            ],
+        )
+    _health(conn, [o for o in outcomes if o.decision.kind != "held"], now)
     return tally
 
 

@@ -19,9 +19,11 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from plugin import __version__
 from plugin.db.models import WebhookDelivery
@@ -31,12 +33,15 @@ from plugin.services.webhook_endpoints import guard_for, live_secrets, policy_fo
 from plugin.services.webhook_outbox import prune
 from plugin.services.webhook_results import Outcome, record
 from plugin.settings import Settings
-from webhooks.policy import RetryPolicy
+from webhooks.policy import Decision, RetryPolicy
 from webhooks.signing import signed_headers
 from webhooks.transport import Answer, Sender
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
+HELD_S = 300.0  # a message that cannot be signed is looked at again after this long
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # waits after database errors, the last one repeated
+T = TypeVar("T")
 UNSIGNABLE = (
     "the endpoint's secret cannot be decrypted (FLYWHEEL_SECRET_KEY changed): restore the key, "
     "or run `flywheel webhooks rotate-secret ID` and give the receiver the new secret"
@@ -79,6 +84,7 @@ class Worker:
         self.lease_s = 5 * self.policy.timeout_s + 5
         self._secrets: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        self._failures = 0
 
     def _live(self, row: Any) -> tuple[str, ...]:
         now = datetime.now(UTC)
@@ -101,9 +107,8 @@ class Worker:
 
     def attempt(self, job: Job) -> Outcome:
         at = datetime.now(UTC)
-        if not job.secrets:
-            answer = Answer(None, 0.0, error=UNSIGNABLE)
-            return Outcome(job, answer, self.policy.decide(job.claimed.attempt, None, error=answer.error), at)
+        if not job.secrets:  # nothing can be sent: the message waits, its attempts untouched
+            return Outcome(job, Answer(None, 0.0, error=UNSIGNABLE), Decision("held", HELD_S, UNSIGNABLE), at)
         try:
             headers = signed_headers(job.secrets, job.msg_id, int(at.timestamp()), job.body)
             answer = self.sender.send(job.url, headers, job.body)
@@ -146,26 +151,52 @@ class Worker:
         def attempt(job: Job) -> None:
             results.put(self.attempt(job))
 
+        unrecorded: list[Outcome] = []  # sent, but the database refused the record: tried again
         with ThreadPoolExecutor(self.threads, thread_name_prefix="webhook") as pool:
             while True:
                 room = capacity - inflight
-                if not stop.is_set() and (room >= max(1, capacity // 4) or not inflight):
-                    for job in self.claim(min(room, self.batch)):
+                if not stop.is_set() and not unrecorded and (room >= max(1, capacity // 4) or not inflight):
+                    for job in self._guarded(partial(self.claim, min(room, self.batch)), stop) or []:
                         pool.submit(attempt, job)
                         inflight += 1
-                self._maybe_prune()
-                if not inflight:
+                self._guarded(self._maybe_prune, stop)
+                if not inflight and not unrecorded:
                     if stop.is_set() or once:
                         break
                     stop.wait(self.idle_s)
                     continue
-                done = _collect(results, inflight)
-                if done:
-                    inflight -= len(done)
-                    tally += self.record(done)
+                done = _collect(results, inflight) if inflight else []
+                inflight -= len(done)
+                batch = unrecorded + done
+                if batch:
+                    counted = self._guarded(partial(self.record, batch), stop)
+                    if counted is None:
+                        unrecorded = batch
+                        if stop.is_set() and not inflight:
+                            log.error(
+                                "%d webhook outcomes not recorded; sent again after the lease", len(batch)
+                            )
+                            break
+                        continue
+                    unrecorded = []
+                    tally += counted
                     if progress:
                         progress(tally)
         return tally
+
+    def _guarded(self, step: Callable[[], T], stop: threading.Event) -> T | None:
+        """Run a database step; on a database error, log it, wait (longer each time) and say None,
+        so a restart of the database or a lock costs a pause, not the worker."""
+        try:
+            out = step()
+        except (SQLAlchemyError, OSError):
+            wait = BACKOFF_S[min(self._failures, len(BACKOFF_S) - 1)]
+            self._failures += 1
+            log.exception("webhook worker: database step failed; trying again in %.0f s", wait)
+            stop.wait(wait)
+            return None
+        self._failures = 0
+        return out
 
     def _maybe_prune(self) -> None:
         if time.monotonic() < self._next_prune:

@@ -174,6 +174,13 @@ def test_failed_messages_stay_visible_and_recover_resends_them_with_their_ids(
     sent = set(_emit(engine, workspace_id, _promoted(3)))
     _deliver(engine, hook_settings)
     assert [s for s, _ in _statuses(engine)] == ["failed"] * 3
+    from plugin.db.models import WebhookMessage
+
+    with engine.begin() as conn:  # made three days ago, failed just now: "failed since an hour ago"
+        conn.execute(update(WebhookMessage).values(created_at=datetime.now(UTC) - timedelta(days=3)))
+        conn.execute(update(WebhookDelivery).values(created_at=datetime.now(UTC) - timedelta(days=3)))
+        assert recover(conn, workspace_id, endpoint_id, datetime.now(UTC) - timedelta(hours=2)) == 3
+        conn.execute(update(WebhookDelivery).values(status="failed"))
     with engine.begin() as conn:
         assert recover(conn, workspace_id, endpoint_id, datetime.now(UTC) - timedelta(hours=1)) == 3
     _deliver(engine, hook_settings)
@@ -484,3 +491,47 @@ def test_pruning_forgets_old_delivered_messages_and_keeps_the_rest(
         attempts = conn.execute(select(WebhookAttempt.id)).all()
     assert len(left) == 2 and set(fresh) <= left  # the failed one and the fresh one stay
     assert len(attempts) == 1  # the failed message's attempt, still visible
+
+
+def test_a_secret_that_cannot_be_read_holds_its_messages_without_spending_attempts(
+    engine: Engine, hook_settings: Settings, workspace_id: int, receiver: Receiver
+) -> None:
+    _endpoint(engine, hook_settings, workspace_id, receiver.url)
+    with engine.begin() as conn:  # as if FLYWHEEL_SECRET_KEY had changed since
+        conn.execute(update(WebhookEndpoint).values(secret_encrypted="gAAAAA-not-a-token"))
+    _emit(engine, workspace_id, _promoted())
+    _deliver(engine, hook_settings)
+    assert receiver.seen.requests == 0 and _statuses(engine) == [("pending", 0)]
+    with engine.connect() as conn:
+        error, due = conn.execute(select(WebhookDelivery.last_error, WebhookDelivery.next_attempt_at)).one()
+    assert "rotate-secret" in error and due > datetime.now(UTC) + timedelta(minutes=4)
+
+
+def test_the_worker_rides_out_a_database_error_and_records_what_it_sent(
+    engine: Engine,
+    hook_settings: Settings,
+    workspace_id: int,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    _, secret = _endpoint(engine, hook_settings, workspace_id, receiver.url)
+    receiver.trust(secret)
+    _emit(engine, workspace_id, _promoted(4))
+    worker = Worker(engine, hook_settings, threads=2)
+    real = worker.record
+    calls = {"n": 0}
+
+    def flaky(outcomes: list[object]) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        return real(outcomes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker, "record", flaky)
+    tally = worker.run(once=True)
+    worker.close()
+    assert tally["delivered"] == 4 and calls["n"] >= 2
+    assert [s for s, _ in _statuses(engine)] == ["delivered"] * 4
+    assert receiver.seen.requests == 4  # recorded after the error, not sent again
