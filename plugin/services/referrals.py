@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from connectors.records import normalize_email
 from plugin.db.base import table_of, utcnow
@@ -174,22 +175,24 @@ def capture(
     when = now or utcnow()
     workspace_id, advocate_id = invite_row.workspace_id, invite_row.member_id
     reason = _suspicion(conn, workspace_id, advocate_id, prospect, policy, when)
-    referral_id = conn.execute(
-        table_of(Referral)
-        .insert()
-        .values(
-            workspace_id=workspace_id,
-            invite_id=invite_row.id,
-            member_id=advocate_id,
-            prospect_name=name.strip()[:255],
-            prospect_email=prospect,
-            prospect_company=(company or "").strip()[:255] or None,
-            status="held" if reason else "pending",
-            held_reason=reason,
-            created_at=when,
-        )
-        .returning(table_of(Referral).c.id)
-    ).scalar_one()
+    row = {
+        "workspace_id": workspace_id,
+        "invite_id": invite_row.id,
+        "member_id": advocate_id,
+        "prospect_name": name.strip()[:255],
+        "prospect_email": prospect,
+        "prospect_company": (company or "").strip()[:255] or None,
+        "status": "held" if reason else "pending",
+        "held_reason": reason,
+        "created_at": when,
+    }
+    insert = table_of(Referral).insert().returning(table_of(Referral).c.id)
+    try:
+        with conn.begin_nested():  # a savepoint: a lost race leaves the transaction usable
+            referral_id = conn.execute(insert, row).scalar_one()
+    except IntegrityError:  # the same prospect's referral committed a moment ago: it came first
+        reason = "already referred at the same moment: the first referral wins"
+        referral_id = conn.execute(insert, row | {"status": "held", "held_reason": reason}).scalar_one()
     if not reason:
         prospect_member(conn, workspace_id, name.strip(), prospect, when)
     return Captured(referral_id, "held" if reason else "pending", reason)
@@ -428,7 +431,14 @@ def review(conn: Connection, workspace_id: int, referral_id: int, *, accept: boo
     if row.status != "held":
         raise ValidationFailed(f"referral {referral_id} is {row.status}, not held for review")
     status = "pending" if accept else "rejected"
-    conn.execute(update(r).where(r.id == referral_id).values(status=status))
+    try:
+        with conn.begin_nested():
+            conn.execute(update(r).where(r.id == referral_id).values(status=status))
+    except IntegrityError:
+        raise ValidationFailed(
+            f"another referral of this prospect is open; referral {referral_id} stays held",
+            hint="`flywheel referrals list` shows it; reject one of the two",
+        ) from None
     if accept:
         name, email = conn.execute(select(r.prospect_name, r.prospect_email).where(r.id == referral_id)).one()
         prospect_member(conn, workspace_id, name, email, utcnow())

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from plugin.db.base import table_of, utcnow
 from plugin.db.models import Member, RewardGrant, RewardLine, Workspace
+from plugin.db.sql import in_values
 from plugin.errors import ConfigError, NotFound, ValidationFailed
 from plugin.services import contact_budget
 from plugin.services.program_rules import Rule, check_kind, money
@@ -39,11 +40,32 @@ def plain(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def _status(conn: Connection, grant_ids: list[int]) -> dict[int, str]:
+def _current() -> Any:
+    """(grant_id, status) of every grant's latest line, to join against."""
     line = RewardLine
-    latest = select(func.max(line.id)).where(line.grant_id.in_(grant_ids)).group_by(line.grant_id)
-    rows = conn.execute(select(line.grant_id, line.status).where(line.id.in_(latest)))
-    return {r[0]: r[1] for r in rows}
+    latest = select(line.grant_id, func.max(line.id).label("last")).group_by(line.grant_id).subquery()
+    return select(latest.c.grant_id, line.status).join(line, line.id == latest.c.last).subquery()
+
+
+def _status(conn: Connection, grant_ids: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    line = RewardLine
+    for start in range(0, len(grant_ids), 5_000):  # a bounded parameter list, whatever the ledger's size
+        chunk = grant_ids[start : start + 5_000]
+        latest = (
+            select(func.max(line.id)).where(in_values(conn, line.grant_id, chunk)).group_by(line.grant_id)
+        )
+        out |= {
+            r[0]: r[1] for r in conn.execute(select(line.grant_id, line.status).where(line.id.in_(latest)))
+        }
+    return out
+
+
+def _lock(conn: Connection, grant_ids: list[int]) -> None:
+    """Serialise status changes of these grants (PostgreSQL row locks; SQLite has one writer)."""
+    if grant_ids and conn.dialect.name == "postgresql":
+        g = RewardGrant
+        conn.execute(select(g.id).where(g.id.in_(grant_ids)).order_by(g.id).with_for_update()).all()
 
 
 def grant(
@@ -150,6 +172,7 @@ def move(
 ) -> str:
     """Approve, mark paid or reverse a grant (a new status line); returns the status it left."""
     row = _grant_row(conn, workspace_id, grant_id)
+    _lock(conn, [grant_id])
     now = utcnow()
     current = _status(conn, [grant_id])[grant_id]
     if current not in NEXT[status]:
@@ -169,14 +192,21 @@ def release(conn: Connection, workspace_id: int, now: datetime | None = None) ->
     """Approve the pending grants whose hold is over and that wait for no person."""
     when = now or utcnow()
     g = RewardGrant
-    held = list(
-        conn.execute(
-            select(g.id).where(
-                g.workspace_id == workspace_id, g.needs_approval.is_(False), g.hold_until <= when
-            )
-        ).scalars()
+    now_state = _current()
+    query = (
+        select(g.id)
+        .join(now_state, now_state.c.grant_id == g.id)
+        .where(
+            g.workspace_id == workspace_id,
+            g.needs_approval.is_(False),
+            g.hold_until <= when,
+            now_state.c.status == "pending",
+        )
+        .order_by(g.id)
     )
-    due = [i for i, s in _status(conn, held).items() if s == "pending"] if held else []
+    held = list(conn.execute(query).scalars())
+    _lock(conn, held)
+    due = [i for i, s in _status(conn, held).items() if s == "pending"]  # as it stands under the lock
     for grant_id in due:
         _line(conn, grant_id, "approved", "hold", "the hold ran out", when)
     _announce(conn, workspace_id, due, "approved", when)
@@ -256,16 +286,18 @@ def balances(conn: Connection, workspace_id: int, member_id: int | None = None) 
     """Per member and unit (points, or a currency): pending, approved (to pay), paid. A reversed
     grant counts nowhere; a correction counts where its own status puts it."""
     g = RewardGrant
-    query = select(g.id, g.member_id, g.kind, g.currency, g.amount).where(g.workspace_id == workspace_id)
+    now_state = _current()
+    query = (
+        select(g.member_id, g.currency, g.amount, now_state.c.status)
+        .join(now_state, now_state.c.grant_id == g.id)
+        .where(g.workspace_id == workspace_id)
+    )
     if member_id is not None:
         query = query.where(g.member_id == member_id)
-    rows = conn.execute(query).all()
-    status = _status(conn, [r[0] for r in rows]) if rows else {}
     sums: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(
         lambda: {"pending": Decimal(0), "approved": Decimal(0), "paid": Decimal(0)}
     )
-    for grant_id, member, _kind, currency, amount in rows:
-        state = status.get(grant_id)
+    for member, currency, amount, state in conn.execute(query):
         if state in ("pending", "approved", "paid"):
             sums[(member, currency or "points")][state] += amount
     return [

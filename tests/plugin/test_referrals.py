@@ -25,7 +25,7 @@ from plugin.db.models import (
     Score,
     ScoreRun,
 )
-from plugin.errors import ConfigError, NotFound
+from plugin.errors import ConfigError, NotFound, ValidationFailed
 from plugin.services.program_rules import Programs, load_rules
 from plugin.services.referrals import attribute, capture, invite, review
 from plugin.services.rewards import balances, release
@@ -298,3 +298,23 @@ def test_a_minimum_score_narrows_the_segment(engine: Engine, workspace_id: int) 
         some = invite(conn, workspace_id, segment="all", campaign="lo", policy=POLICY, public_url=URL,
                       min_score=50.0, now=NOW)  # fmt: skip
     assert none.invited == [] and some.invited == [people["ada"]]
+
+
+def test_two_referrals_of_one_prospect_at_the_same_moment_leave_one_open(
+    engine: Engine, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plugin.services import referrals
+
+    _people(engine, workspace_id)
+    with engine.begin() as conn:
+        invite(conn, workspace_id, segment="champions", campaign="c", policy=POLICY, public_url=URL, now=NOW)
+        code = conn.execute(select(ReferralInvite.code)).scalar_one()
+    # Both requests passed their checks before either was stored: the database still lets one in.
+    monkeypatch.setattr(referrals, "_suspicion", lambda *a, **k: None)
+    with engine.begin() as conn:
+        first = capture(conn, code, name="P", email="p@race.example", company=None, policy=POLICY, now=NOW)
+        second = capture(conn, code, name="P", email="p@race.example", company=None, policy=POLICY, now=NOW)
+    assert first.status == "pending"
+    assert second.status == "held" and "first referral wins" in (second.reason or "")
+    with engine.begin() as conn, pytest.raises(ValidationFailed, match="another referral"):
+        review(conn, workspace_id, second.referral_id, accept=True)

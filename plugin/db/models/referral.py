@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db.base import Base, UTCDateTime, utcnow
@@ -34,6 +34,16 @@ class Referral(Base):
     __table_args__ = (
         Index("ix_referrals_workspace_email", "workspace_id", "prospect_email"),
         Index("ix_referrals_advocate", "workspace_id", "member_id", "created_at"),
+        # The first referral of a prospect wins, even when two arrive at the same moment: only one
+        # may be open (pending or converted) per prospect; later ones are held.
+        Index(
+            "uq_referrals_open_prospect",
+            "workspace_id",
+            "prospect_email",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'converted')"),
+            postgresql_where=text("status IN ('pending', 'converted')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
