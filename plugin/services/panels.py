@@ -251,10 +251,7 @@ def respond(
     if row.status == answer:  # said twice (a double click, a retried request): nothing more happens
         out["repeat"] = True
         if answer == "completed":
-            key = f"panel-{panel_id}-{member_id}"
-            out["reward"] = grant(
-                conn, workspace_id, member_id, "panel_completed", key=key, rules=rules, by="panel"
-            ).grant_id
+            out["reward"] = _completion_reward(conn, workspace_id, panel_id, member_id, rules)
         return out
     moved = conn.execute(
         update(pm)
@@ -286,11 +283,16 @@ def respond(
         out["replacement"] = nxt
         out["note"] = None if nxt is not None else f"the reserve of stratum {row.stratum!r} is empty"
     if answer == "completed":
-        key = f"panel-{panel_id}-{member_id}"
-        out["reward"] = grant(
-            conn, workspace_id, member_id, "panel_completed", key=key, rules=rules, by="panel"
-        ).grant_id
+        out["reward"] = _completion_reward(conn, workspace_id, panel_id, member_id, rules)
     return out
+
+
+def _completion_reward(
+    conn: Connection, workspace_id: int, panel_id: int, member_id: int, rules: dict[str, Rule]
+) -> int:
+    """The panel_completed reward, once per member and panel (its key says which)."""
+    key = f"panel-{panel_id}-{member_id}"
+    return grant(conn, workspace_id, member_id, "panel_completed", key=key, rules=rules, by="panel").grant_id
 
 
 def status(conn: Connection, workspace_id: int, panel_id: int) -> dict[str, Any]:

@@ -77,14 +77,7 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome], now: date
     if others:
         conn.execute(
             update(d)
-            .where(
-                and_(
-                    d.c.id == _b("did"),
-                    d.c.status == "pending",
-                    d.c.lease_holder == worker,
-                    d.c.attempts == _b("n"),
-                )
-            )
+            .where(_under_lease(d, worker))
             .values(
                 status=_b("new"),
                 next_attempt_at=_b("next"),
@@ -108,14 +101,7 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome], now: date
     if held:
         conn.execute(
             update(d)
-            .where(
-                and_(
-                    d.c.id == _b("did"),
-                    d.c.status == "pending",
-                    d.c.lease_holder == worker,
-                    d.c.attempts == _b("n"),
-                )
-            )
+            .where(_under_lease(d, worker))
             .values(
                 attempts=d.c.attempts - 1, next_attempt_at=_b("next"), last_error=_b("err"), lease_holder=None
             ),
@@ -131,6 +117,14 @@ def record(conn: Connection, worker: str, outcomes: Sequence[Outcome], now: date
         )
     _health(conn, [o for o in outcomes if o.decision.kind != "held"], now)
     return tally
+
+
+def _under_lease(d: Any, worker: str) -> Any:
+    """The delivery named by the ``did`` parameter, still pending under this worker's lease for
+    attempt ``n``: a late worker cannot move back a delivery someone else has taken since."""
+    return and_(
+        d.c.id == _b("did"), d.c.status == "pending", d.c.lease_holder == worker, d.c.attempts == _b("n")
+    )
 
 
 def _b(name: str) -> Any:
