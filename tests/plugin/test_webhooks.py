@@ -31,12 +31,14 @@ from webhooks.transport import Sender
 
 @pytest.fixture
 def hook_settings(settings: Settings) -> Settings:
-    """Loopback allowed, plain http allowed, quick retries: a development setup."""
+    """Loopback allowed, plain http allowed: a development setup. Retries wait a minute, so one
+    `deliver --once` makes exactly one attempt however slow the machine; a test that wants the
+    next attempt moves its time (`_due_now`) instead of sleeping."""
     return dataclasses.replace(
         settings,
         webhook_allowed_networks="127.0.0.0/8",
         webhook_allow_http=True,
-        webhook_schedule=(0, 0.05, 0.05, 0.05),
+        webhook_schedule=(0, 60, 60, 60),
         webhook_timeout=2.0,
     )
 
@@ -97,6 +99,16 @@ def _statuses(engine: Engine) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in rows]
 
 
+def _due_now(engine: Engine) -> None:
+    """The retry's wait is over."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == "pending")
+            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
 def _verify_both(secret: str, headers: dict[str, str], body: bytes) -> None:
     StandardWebhook(secret).verify(body, headers)
     SvixWebhook(secret).verify(body, headers)
@@ -144,11 +156,10 @@ def test_a_retry_and_a_replay_carry_the_original_id_and_bytes(
     (msg_id,) = _emit(engine, workspace_id, _promoted())
     Worker(engine, hook_settings, threads=1).run(once=True)  # attempt 1 fails; attempt 2 not due yet
     assert _statuses(engine) == [("pending", 1)]
-    import time
-
-    time.sleep(0.1)
+    _due_now(engine)
     _deliver(engine, hook_settings)
-    time.sleep(0.1)
+    assert _statuses(engine) == [("pending", 2)]
+    _due_now(engine)
     _deliver(engine, hook_settings)
     assert _statuses(engine) == [("delivered", 3)]
     ids = {h["webhook-id"] for h, _ in receiver.raw}
