@@ -44,10 +44,8 @@ def within_budget(
             count, last = asked.get(member_id, (0, None))
             if count >= policy.max_contacts:
                 continue
-            if last is not None and not follow_up:
-                last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
-                if now - last < timedelta(days=policy.min_gap_days):
-                    continue
+            if last is not None and not follow_up and now - last < timedelta(days=policy.min_gap_days):
+                continue
             out.add(member_id)
     return out
 

@@ -6,7 +6,7 @@ without an answer is a no-response, replaced from the same stratum's reserve."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -17,7 +17,7 @@ from plugin.db.models import PanelMember, Workspace
 from plugin.errors import ConfigError, ValidationFailed
 from plugin.services import contact_budget
 from plugin.services.panel_messages import render
-from plugin.services.panels import _latest_consent, get, respond
+from plugin.services.panels import get, latest_consent, respond
 from plugin.services.program_rules import Programs, Rule
 from plugin.services.secrets import derived_key
 from plugin.services.webhook_outbox import Event, emit
@@ -86,7 +86,7 @@ def _send(
 ) -> Sent:
     panel = get(conn, workspace_id, panel_id)
     sent = Sent()
-    research = _latest_consent(conn, workspace_id, "research")
+    research = latest_consent(conn, workspace_id, "research")
     consenting = [r for r in rows if research.get(r.member_id, False)]
     sent.skipped["research consent withdrawn"] = len(rows) - len(consenting)
     ids = [r.member_id for r in consenting]
@@ -166,11 +166,9 @@ def remind(
                 pm.panel_id == panel_id, pm.status == "invited", pm.reminders == 0
             )
         )
-        if r.deadline is not None and _aware(r.deadline) > when
+        if r.deadline is not None and r.deadline > when
     ]
-    sent = _send(
-        conn, settings, workspace_id, panel_id, rows, "reminder", policy, when, lambda r: _aware(r.deadline)
-    )
+    sent = _send(conn, settings, workspace_id, panel_id, rows, "reminder", policy, when, lambda r: r.deadline)
     if sent.members:
         conn.execute(
             update(pm)
@@ -191,10 +189,6 @@ def expire(
         for r in conn.execute(
             select(pm.member_id, pm.deadline).where(pm.panel_id == panel_id, pm.status == "invited")
         )
-        if r.deadline is not None and _aware(r.deadline) <= when
+        if r.deadline is not None and r.deadline <= when
     ]
     return [respond(conn, workspace_id, panel_id, m, "no_response", rules=rules) for m in late]
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -64,7 +64,7 @@ def get(conn: Connection, workspace_id: int, panel_id: int) -> Any:
     return row
 
 
-def _latest_consent(conn: Connection, workspace_id: int, purpose: str) -> dict[int, bool]:
+def latest_consent(conn: Connection, workspace_id: int, purpose: str) -> dict[int, bool]:
     c = Consent
     out: dict[int, bool] = {}
     for member_id, granted in conn.execute(
@@ -103,7 +103,7 @@ def eligible(
     orgs = {r[0]: (r[1], r[2]) for r in conn.execute(
         select(o.id, o.size, o.industry).where(o.workspace_id == workspace_id)
     )}  # fmt: skip
-    research = _latest_consent(conn, workspace_id, "research")
+    research = latest_consent(conn, workspace_id, "research")
     elig, excl = spec["eligibility"], spec["exclusions"]
     busy: set[int] = set()
     if excl.get("other_active_panels", True):
@@ -160,7 +160,7 @@ def eligible(
             ("lifecycle stage", "lifecycle_stages" in elig and (stage or "") not in elig["lifecycle_stages"]),
             ("language", "languages" in elig and language not in elig["languages"]),
             ("tenure", "min_tenure_days" in elig
-             and (created is None or _aware(created) > now - timedelta(days=elig["min_tenure_days"]))),
+             and (created is None or created > now - timedelta(days=elig["min_tenure_days"]))),
             ("organization size", "organization_size" in elig
              and (size is None or not elig["organization_size"][0] <= size <= elig["organization_size"][1])),
             ("industry", "industries" in elig and (industry or "") not in elig["industries"]),
@@ -173,10 +173,6 @@ def eligible(
         strata.append({"customer": "customer" if customer else "prospect", "level": label,
                        "language": language}[spec["stratify_by"]])  # fmt: skip
     return ids, strata, left_out
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def run_draw(conn: Connection, workspace_id: int, panel_id: int, seed: int | None = None) -> dict[str, Any]:

@@ -363,7 +363,7 @@ def attribute(
     slug = _slug(conn, workspace_id)
     window = timedelta(days=policy.attribution_days)
     for ref in pending:
-        created = ref.created_at if ref.created_at.tzinfo else ref.created_at.replace(tzinfo=UTC)
+        created = ref.created_at
         member_id = member_by_email.get(ref.prospect_email)
         domain = email_domain(ref.prospect_email)
         for deal in won:

@@ -147,9 +147,7 @@ class Job:
     secrets: tuple[str, ...]
 
 
-def load_jobs(
-    conn: Connection, claimed: Sequence[Claimed], secrets_of: Any
-) -> tuple[list[Job], dict[int, Any]]:
+def load_jobs(conn: Connection, claimed: Sequence[Claimed], secrets_of: Any) -> list[Job]:
     """Messages and endpoints of the claimed deliveries. ``secrets_of(endpoint_row)`` gives an
     endpoint's live secrets (the worker caches their decryption)."""
     message_ids = sorted({c.message_id for c in claimed})
@@ -178,4 +176,4 @@ def load_jobs(
         Job(c, *messages[c.message_id], endpoints[c.endpoint_id].url, secrets_of(endpoints[c.endpoint_id]))
         for c in claimed
     ]
-    return jobs, endpoints
+    return jobs

@@ -195,19 +195,6 @@ def deliveries(
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def counts(conn: Connection, workspace_id: int) -> dict[str, int]:
-    """Deliveries by status."""
-    d = table_of(WebhookDelivery)
-    e = table_of(WebhookEndpoint)
-    rows = conn.execute(
-        select(d.c.status, func.count())
-        .join(e, e.c.id == d.c.endpoint_id)
-        .where(e.c.workspace_id == workspace_id)
-        .group_by(d.c.status)
-    )
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
 def prune(conn: Connection, older_than: datetime, *, limit: int = 10_000) -> int:
     """Forget messages older than ``older_than`` that every endpoint has received (their
     deliveries and attempt logs go with them). Failed, paused and pending ones are kept."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -119,7 +119,7 @@ def _payload(
 ) -> dict[str, Any]:
     from plugin.services.score_read import words  # here: score_read imports score_run, which imports us
 
-    when = r.occurred_at if r.occurred_at.tzinfo else r.occurred_at.replace(tzinfo=UTC)
+    when = r.occurred_at
     reasons = words(reasons_of(r[8 : 8 + len(REASON_COLUMNS)]))
     person = people.get(r.subject_id) if r.subject == "member" else None
     member = None
@@ -231,6 +231,6 @@ def _activities(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any
                 "type": r.type,
                 "title": (r.title or "")[:200] or None,
                 "url": r.url if r.url and r.url.startswith(("https://", "http://")) else None,
-                "occurred_at": when if when.tzinfo else when.replace(tzinfo=UTC),
+                "occurred_at": when,
             }
     return out

@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from plugin import __version__
-from plugin.db.models import WebhookDelivery
 from plugin.errors import ConfigError
 from plugin.services.webhook_claims import Job, claim, load_jobs
 from plugin.services.webhook_endpoints import guard_for, live_secrets, policy_for
@@ -102,8 +101,7 @@ class Worker:
             claimed = claim(conn, self.name, limit, self.lease_s, datetime.now(UTC), delivery_id=delivery_id)
             if not claimed:
                 return []
-            jobs, _ = load_jobs(conn, claimed, self._live)
-        return jobs
+            return load_jobs(conn, claimed, self._live)
 
     def attempt(self, job: Job) -> Outcome:
         at = datetime.now(UTC)
@@ -210,17 +208,6 @@ class Worker:
 
     def close(self) -> None:
         self.sender.close()
-
-
-def due_now(engine: Engine) -> int:
-    """How many deliveries are due (pending, their time come)."""
-    d = WebhookDelivery
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).where(d.status == "pending", d.next_attempt_at <= datetime.now(UTC))
-            ).scalar_one()
-        )
 
 
 def _collect(results: queue.SimpleQueue[Outcome], inflight: int, window_s: float = 0.03) -> list[Outcome]:

@@ -219,7 +219,7 @@ def test_nobody_without_research_consent_is_ever_drawn(
         drawn = {m["member_id"] for m in panels.members(conn, workspace_id, panel_id)}
         # Members of earlier examples are still there: check against everyone's latest word.
         consenting = {
-            m for m, granted in panels._latest_consent(conn, workspace_id, "research").items() if granted
+            m for m, granted in panels.latest_consent(conn, workspace_id, "research").items() if granted
         }
     assert drawn <= consenting
     assert not drawn & {member for member, consent in ids if consent is not True}
