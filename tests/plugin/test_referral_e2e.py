@@ -98,7 +98,8 @@ def test_a_referral_from_invitation_to_paid_reward_through_the_crm(
     types = [m["type"] for m in seen]
     assert "referral.invitation" in types and "referral.converted" in types
     rewards = [m["data"]["reward"] for m in seen if m["type"] == "reward.granted"]
-    assert [r["status"] for r in rewards] == ["pending", "approved"]
+    # Both leave in one worker run, on two threads: their arrival order is not theirs to keep.
+    assert sorted(r["status"] for r in rewards) == ["approved", "pending"]
     assert {r["idempotency_key"] for r in rewards} == {f"referral-{got.referral_id}"}
     converted = next(m for m in seen if m["type"] == "referral.converted")
     assert (

@@ -209,8 +209,10 @@ def test_invite_capture_convert_and_reward_with_every_webhook_verified(
         types.append(json.loads(body)["type"])
     assert types.count("referral.invitation") == 2 and types.count("referral.converted") == 1
     assert [t for t in types if t == "reward.granted"] == ["reward.granted"] * 2  # pending, then approved
+    sent = [json.loads(b) for _, b in receiver.raw]
+    # Two invitations went out on two threads: pick Ada's, whichever arrived first.
     invitation = next(
-        json.loads(b) for _, b in receiver.raw if json.loads(b)["type"] == "referral.invitation"
+        m for m in sent if m["type"] == "referral.invitation" and m["data"]["member"]["id"] == people["ada"]
     )
     assert invitation["data"]["referral"]["url"] == f"{URL}/r/{code}"
     assert invitation["data"]["member"]["locale"] == "de-DE"
