@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 from sqlalchemy import Engine
-from werkzeug.exceptions import HTTPException
 
 from plugin.db.base import utcnow
 from plugin.db.engine import make_engine
 from plugin.db.migrate import is_current, upgrade
 from plugin.errors import ConfigError
 from plugin.settings import Settings, load_settings
+from plugin.web.problems import problem
 
-
-def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> tuple[Any, int]:
-    """An RFC 9457 problem-details response."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    response = jsonify(body)
-    response.mimetype = "application/problem+json"
-    return response, status
+__all__ = ["create_app", "problem"]
 
 
 def create_app(
@@ -44,6 +34,7 @@ def create_app(
     app.extensions["flywheel.engine"] = engine
     app.extensions["flywheel.clock"] = clock
 
+    from plugin.web.api import register_api
     from plugin.web.hooks import hooks_bp
     from plugin.web.panels import panels_bp
     from plugin.web.referrals import referrals_bp
@@ -51,15 +42,7 @@ def create_app(
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Any, int]:
-        status = exc.code or 500
-        if status == 413:
-            return problem(
-                413, "Payload too large", f"bodies over {settings.max_hook_body:,} bytes are refused"
-            )
-        return problem(status, exc.name, exc.description)
+    register_api(app)  # also answers every HTTP error of the app as problem details
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from plugin.db.models.activity import Activity
 from plugin.db.models.crm import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, CrmSyncRun
+from plugin.db.models.erasure import Erasure
 from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
 from plugin.db.models.member import Consent, Identity, Member
@@ -17,7 +18,7 @@ from plugin.db.models.webhook import (
     WebhookMessage,
     WebhookNotice,
 )
-from plugin.db.models.workspace import ApiToken, Workspace
+from plugin.db.models.workspace import ApiToken, User, Workspace
 
 __all__ = [
     "Activity",
@@ -28,6 +29,7 @@ __all__ = [
     "CrmDeal",
     "CrmLink",
     "CrmSyncRun",
+    "Erasure",
     "HookSecret",
     "Identity",
     "InboundDelivery",
@@ -47,6 +49,7 @@ __all__ = [
     "Score",
     "ScoreEvent",
     "ScoreRun",
+    "User",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
