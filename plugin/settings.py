@@ -43,6 +43,17 @@ class Settings:
     webhook_ca_bundle: str | None = None
     #: Where people reach this Flywheel (links in webhook payloads), e.g. https://flywheel.example.com
     public_url: str | None = None
+    #: Rate-limit counters (FLYWHEEL_RATE_LIMIT_STORAGE): memory:// per process, or redis://host:6379
+    #: so that every web worker shares them.
+    rate_limit_storage: str = "memory://"
+    #: Per API token (FLYWHEEL_API_RATE_LIMIT), per client address on sign-in (..._SIGNIN_...) and
+    #: per sending address on inbound hooks (..._HOOKS_...), in flask-limiter's notation.
+    api_rate_limit: str = "1200 per minute"
+    signin_rate_limit: str = "10 per minute"
+    hooks_rate_limit: str = "2000 per second"
+    #: Session cookies only over HTTPS (FLYWHEEL_COOKIE_SECURE); on by default except on the embedded
+    #: SQLite default without an https FLYWHEEL_PUBLIC_URL, where the dashboard is plain local http.
+    cookie_secure: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,7 +113,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env.get("FLYWHEEL_PROGRAMS_CONFIG")
         else None,
         **webhooks,
+        **_web_settings(env, url),
     )
+
+
+def _web_settings(env: dict[str, str], url: str) -> dict[str, Any]:
+    public = env.get("FLYWHEEL_PUBLIC_URL", "")
+    secure = env.get("FLYWHEEL_COOKIE_SECURE", "").strip().lower()
+    local = url.startswith("sqlite") and not public.startswith("https://")
+    return {
+        "rate_limit_storage": env.get("FLYWHEEL_RATE_LIMIT_STORAGE", "").strip() or "memory://",
+        "api_rate_limit": env.get("FLYWHEEL_API_RATE_LIMIT", "").strip() or "1200 per minute",
+        "signin_rate_limit": env.get("FLYWHEEL_SIGNIN_RATE_LIMIT", "").strip() or "10 per minute",
+        "hooks_rate_limit": env.get("FLYWHEEL_HOOKS_RATE_LIMIT", "").strip() or "2000 per second",
+        "cookie_secure": secure in ("1", "true", "yes") if secure else not local,
+    }
 
 
 def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from plugin.db.migrate import is_current, upgrade
 from plugin.errors import ConfigError
 from plugin.settings import Settings, load_settings
 from plugin.web.problems import problem
+from plugin.web.security import secure_app
 
 __all__ = ["create_app", "problem"]
 
@@ -39,10 +40,12 @@ def create_app(
     from plugin.web.panels import panels_bp
     from plugin.web.referrals import referrals_bp
 
+    limiter = secure_app(app, settings)
+    limiter.limit(settings.hooks_rate_limit)(hooks_bp)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)
-    register_api(app)  # also answers every HTTP error of the app as problem details
+    register_api(app, limiter, settings)  # also answers every HTTP error of the app as problem details
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask_limiter import Limiter
 
+from plugin.settings import Settings
 from plugin.web.api.core import FlywheelApi, make_api
+from plugin.web.security import limit_api
 
 
-def register_api(app: Flask) -> FlywheelApi:
+def register_api(app: Flask, limiter: Limiter, settings: Settings) -> FlywheelApi:
     from plugin.web.api import docs, members
 
     api = make_api(app)
     for module in (members,):
         api.register_blueprint(module.blp)
+        limit_api(limiter, settings, [module.blp])
     app.register_blueprint(docs.docs_bp)
     return api
