@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from plugin import __version__
+from plugin.cli.access import tokens, users, workspaces
 from plugin.cli.admin import db, hooks, init, serve, status
 from plugin.cli.crm import crm
 from plugin.cli.demo import demo
@@ -44,6 +45,9 @@ for command in (
     rewards,
     referrals,
     panels,
+    workspaces,
+    tokens,
+    users,
 ):
     cli.add_command(command)
 

@@ -5,7 +5,7 @@ Tokens are issued by ``workspaces.issue_token`` (shown once, only their SHA-256 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -13,6 +13,8 @@ from sqlalchemy import Connection, select, update
 from plugin.db.models import ApiToken, User, Workspace
 from plugin.errors import NotFound
 from plugin.services.workspaces import TOKEN_PREFIX, hash_token
+
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,15 @@ def authenticate(conn: Connection, token: str, now: datetime) -> Principal | Non
         return None
     t = ApiToken
     row = conn.execute(
-        select(t.id, t.workspace_id, t.role, t.expires_at, t.revoked_at).where(
+        select(t.id, t.workspace_id, t.role, t.expires_at, t.revoked_at, t.last_used_at).where(
             t.token_hash == hash_token(token)
         )
     ).first()
     if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    conn.execute(update(t).where(t.id == row.id).values(last_used_at=now))
+    if row.last_used_at is None or row.last_used_at < now - LAST_USED_EVERY:
+        # Once a minute at most: a write per call would serialise every API call on SQLite.
+        conn.execute(update(t).where(t.id == row.id).values(last_used_at=now))
     return Principal(int(row.workspace_id), row.role, f"token:{row.id}", token_id=int(row.id))
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine
+from werkzeug.routing import IntegerConverter
 
 from plugin.db.base import utcnow
 from plugin.db.engine import make_engine
@@ -17,6 +19,16 @@ from plugin.web.problems import problem
 from plugin.web.security import secure_app
 
 __all__ = ["create_app", "problem"]
+
+
+class StoredInt(IntegerConverter):
+    """``<int:...>`` path ids, bounded to what a database column can hold: a larger number is a
+    path that matches nothing (404), not a query the driver cannot bind (500)."""
+
+    def __init__(
+        self, url_map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None
+    ) -> None:
+        super().__init__(url_map, fixed_digits, min, max if max is not None else 2**63 - 1)
 
 
 def create_app(
@@ -30,12 +42,14 @@ def create_app(
             raise ConfigError("the database schema is not up to date", hint="run `flywheel db upgrade`")
         upgrade(engine)
     app = Flask(__name__)
+    app.url_map.converters["int"] = StoredInt  # before any route: ids beyond 64 bits are not found
     app.config["MAX_CONTENT_LENGTH"] = settings.max_hook_body
     app.extensions["flywheel.settings"] = settings
     app.extensions["flywheel.engine"] = engine
     app.extensions["flywheel.clock"] = clock
 
     from plugin.web.api import register_api
+    from plugin.web.crm_card import crm_card_bp
     from plugin.web.hooks import hooks_bp
     from plugin.web.panels import panels_bp
     from plugin.web.referrals import referrals_bp
@@ -45,6 +59,7 @@ def create_app(
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)
+    app.register_blueprint(crm_card_bp)
     register_api(app, limiter, settings)  # also answers every HTTP error of the app as problem details
 
     @app.get("/healthz")
