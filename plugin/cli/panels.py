@@ -73,7 +73,12 @@ def list_(app: AppContext, workspace: str | None, as_json: bool) -> None:
 
 @panels.command("draw")
 @click.argument("panel_id", type=int)
-@click.option("--seed", type=int, default=None, help="The same seed on the same data draws the same panel.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=None,
+    help="The same seed on the same data draws the same panel.",
+)
 @workspace_option
 @json_option
 @pass_app

@@ -78,8 +78,8 @@ def parse_spec(data: dict[str, Any]) -> dict[str, Any]:
     if sum(q["max"] for q in checked.values()) < size:
         raise _bad("quotas", f"allow fewer places than the panel's size ({size})")
     seed = data.get("seed")
-    if seed is not None and not isinstance(seed, int):
-        raise _bad("seed", "must be a whole number")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31):
+        raise _bad("seed", "must be a whole number from 0 to 2147483647")
     return {
         "name": name.strip(),
         "size": size,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http
 import json
+import math
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
@@ -241,8 +242,14 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None
 
 
 def _typed(value: Any, kind: type) -> bool:
+    """A cursor value of the expected type that a column can be compared with (no 64-bit overflow,
+    no NaN or infinity)."""
     if isinstance(value, bool):
         return kind is bool
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return value is None or isinstance(value, kind) or (kind is float and isinstance(value, int))
 
 

@@ -18,6 +18,7 @@ from plugin.services.member_search import KINDS, SORTS, MemberQuery, search, sor
 from plugin.services.members import find_member, member_profile
 from plugin.services.roles import allowed
 from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.query_args import aware_datetime, text
 from plugin.web.context import engine, now
 
 blp = blueprint("members", "/members", "Community members: search, profile, timeline, consent")
@@ -48,17 +49,17 @@ class MemberItem(ma.Schema):
 
 class MemberArgs(PageArgs):
     sort = F.String(load_default="id", validate=ma.validate.OneOf(SORTS))
-    q = F.String(validate=ma.validate.Length(1, 200), metadata={"description": "part of a name or email"})
+    q = text(200, metadata={"description": "part of a name or email"})
     min_score = F.Float(validate=ma.validate.Range(0, 100))
     max_score = F.Float(validate=ma.validate.Range(0, 100))
-    level = F.String(validate=ma.validate.Length(1, 24), metadata={"description": "advocate level"})
-    grade = F.String(validate=ma.validate.Length(1, 24), metadata={"description": "lead grade, e.g. A1"})
-    band = F.String(validate=ma.validate.Length(1, 24), metadata={"description": "churn band"})
+    level = text(24, metadata={"description": "advocate level"})
+    grade = text(24, metadata={"description": "lead grade, e.g. A1"})
+    band = text(24, metadata={"description": "churn band"})
     hot = F.Boolean()
     segment = F.String(validate=ma.validate.OneOf(("customer", "prospect")))
     organization_id = F.Integer(validate=ma.validate.Range(1, 2**31 - 1))
-    activity_type = F.String(validate=ma.validate.Length(1, 64))
-    active_since = F.AwareDateTime(default_timezone=None)
+    activity_type = text(64)
+    active_since = aware_datetime()
 
 
 MemberPage = page_schema(MemberItem, "MemberPage")
