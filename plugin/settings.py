@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class Settings:
     webhook_ca_bundle: str | None = None
     #: Where people reach this Flywheel (links in webhook payloads), e.g. https://flywheel.example.com
     public_url: str | None = None
+    #: Who may frame the CRM embed page (FLYWHEEL_CRM_FRAME_ANCESTORS): CSP frame-ancestors sources,
+    #: space-separated, e.g. ``https://*.lightning.force.com https://*.vf.force.com``; default none.
+    crm_frame_ancestors: str = "'none'"
     #: Rate-limit counters (FLYWHEEL_RATE_LIMIT_STORAGE): memory:// per process, or redis://host:6379
     #: so that every web worker shares them.
     rate_limit_storage: str = "memory://"
@@ -109,6 +113,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_workers=web_workers,
         scoring_config=Path(env["FLYWHEEL_SCORING_CONFIG"]) if env.get("FLYWHEEL_SCORING_CONFIG") else None,
         public_url=(env.get("FLYWHEEL_PUBLIC_URL") or "").rstrip("/") or None,
+        crm_frame_ancestors=frame_ancestors(env.get("FLYWHEEL_CRM_FRAME_ANCESTORS", "")),
         programs_config=Path(env["FLYWHEEL_PROGRAMS_CONFIG"])
         if env.get("FLYWHEEL_PROGRAMS_CONFIG")
         else None,
@@ -154,3 +159,24 @@ def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:
         "webhook_ca_bundle": env.get("FLYWHEEL_WEBHOOK_CA_BUNDLE") or None,
         "webhook_retention_days": max(1, retention),
     }
+
+
+_KEYWORD_SOURCES = ("'none'", "'self'")
+_FRAME_SOURCE = re.compile(r"^https?:(//(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:(\d{1,5}|\*))?)?$")
+
+
+def frame_ancestors(value: str) -> str:
+    """CSP ``frame-ancestors`` sources from a space-separated list: origins (a leading ``*.`` for
+    subdomains; ``https:`` for any https page), ``'self'``, or ``'none'`` (the default, when empty).
+    Anything else is refused, so no other directive can be slipped into the header."""
+    sources = value.split()
+    if not sources:
+        return "'none'"
+    bad = [s for s in sources if s.lower() not in _KEYWORD_SOURCES and not _FRAME_SOURCE.match(s)]
+    if bad or ("'none'" in (s.lower() for s in sources) and len(sources) > 1):
+        raise ConfigError(
+            f"FLYWHEEL_CRM_FRAME_ANCESTORS has sources a browser would not accept: {' '.join(bad) or value}",
+            hint="space-separated origins, e.g. 'https://*.lightning.force.com https://*.vf.force.com', "
+            "or 'none' alone",
+        )
+    return " ".join(s.lower() if s.lower() in _KEYWORD_SOURCES else s for s in sources)

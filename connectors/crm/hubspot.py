@@ -16,7 +16,9 @@ from typing import Any
 
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInputUpsert,
+    PublicGdprDeleteInput,
     SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectInput,
 )
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
@@ -90,6 +92,41 @@ class HubSpotAdapter(ReadsMixin, ObjectsMixin):
             report.created.append(spec.name)
         return report
 
+    def delete_contact(self, crm_id: str) -> bool:
+        """Permanently delete a contact and its associated content, GDPR-compliant
+        (``POST /crm/v3/objects/contacts/gdpr-delete`` with ``{"objectId"}``: 204, no body).
+        False when HubSpot has no such contact (404): it is gone already."""
+        basic = self._client.crm.contacts.basic_api
+        body = PublicGdprDeleteInput(object_id=crm_id)
+        try:
+            self._call(
+                "contacts.gdpr_delete",
+                lambda: basic.purge_with_http_info(body, _request_timeout=self._timeout),
+            )
+        except CrmRejected as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return True
+
+    def anonymize_contact(self, crm_id: str, fields: Sequence[str]) -> bool:
+        """Blank the contact's email, names and every property Flywheel wrote (``fields``), keeping
+        the record (``PATCH /crm/v3/objects/contacts/{id}``; an empty string clears a property).
+        False when HubSpot has no such contact (404)."""
+        basic = self._client.crm.contacts.basic_api
+        names = dict.fromkeys([*fields, "email", "firstname", "lastname"])
+        body = SimplePublicObjectInput(properties=dict.fromkeys(names, ""))
+        try:
+            self._call(
+                "contacts.update",
+                lambda: basic.update_with_http_info(crm_id, body, _request_timeout=self._timeout),
+            )
+        except CrmRejected as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return True
+
     def upsert_contacts(self, records: Sequence[CrmRecord]) -> list[Outcome]:
         """Create or update contacts by email, at most :data:`HUBSPOT_BATCH` a call; one outcome per
         record. A batch HubSpot refuses as a whole is split until the refusal is one record's."""
@@ -130,6 +167,11 @@ class HubSpotAdapter(ReadsMixin, ObjectsMixin):
             half = len(rest) // 2
             return probe + self._upsert_batch(rest[:half]) + self._upsert_batch(rest[half:])
         return _outcomes(records, data)
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind a CRM error (the client's ApiException it was raised from)."""
+    return getattr(exc.__cause__, "status", None)
 
 
 def _outcomes(records: Sequence[CrmRecord], data: Any) -> list[Outcome]:

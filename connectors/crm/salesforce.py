@@ -53,6 +53,7 @@ EXTERNAL_ID = "Flywheel_Member_Id__c"
 TIMEOUT_S = 30.0
 STOP_AT_SHARE = 0.95  # of the day's API allowance: stop before the org's own integrations starve
 CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
+ERASED_NAME = "(erased)"  # an anonymized record's LastName, which Salesforce requires
 NUMBER_TYPES = {"double", "percent", "currency", "int", "long"}
 _STANDARD = {"firstname": "FirstName", "lastname": "LastName", "company": "Company", "email": "Email"}
 _SF_TYPES = {
@@ -390,6 +391,37 @@ class SalesforceAdapter:
                     )
         return campaign, added
 
+    def delete_contact(self, crm_id: str) -> bool:
+        """Delete the Contact or Lead (by its id's prefix) as ``sf.Contact.delete(id)`` does:
+        ``DELETE sobjects/{type}/{id}``, 204 with no body. False when Salesforce answers 404
+        (NOT_FOUND, or ENTITY_IS_DELETED for one already in the recycle bin): it is gone already."""
+        sobject = _sobject_of(crm_id)
+        try:
+            self._rest(f"{sobject}.delete", f"sobjects/{sobject}/{crm_id}", "DELETE")
+        except CrmRejected as exc:
+            if isinstance(exc.__cause__, SalesforceResourceNotFound):
+                return False
+            raise
+        return True
+
+    def anonymize_contact(self, crm_id: str, fields: Sequence[str]) -> bool:
+        """Blank the record's email, names and every field Flywheel wrote (``fields``, Flywheel's
+        names), keeping the record: ``PATCH sobjects/{type}/{id}`` with nulls. LastName is required
+        on Contacts and Leads and a Lead's Company too, so LastName becomes ``ERASED_NAME`` and the
+        Company (an organization, not the person) stays. False when Salesforce answers 404."""
+        sobject = _sobject_of(crm_id)
+        have = self._describe(sobject)
+        names = {sf_name(f) for f in fields} | {"Email", "FirstName", "LastName", EXTERNAL_ID}
+        values: dict[str, Any] = {n: None for n in sorted(names) if n in have and n != "Company"}
+        values["LastName"] = ERASED_NAME
+        try:
+            self._rest(f"{sobject}.update", f"sobjects/{sobject}/{crm_id}", "PATCH", json=values)
+        except CrmRejected as exc:
+            if isinstance(exc.__cause__, SalesforceResourceNotFound):
+                return False
+            raise
+        return True
+
     def find_companies(self, domains: Sequence[str]) -> dict[str, str]:
         return {}
 
@@ -427,6 +459,11 @@ class SalesforceAdapter:
                 (str(contact),) if contact else (),
                 (str(row["AccountId"]),) if row.get("AccountId") else (),
             )
+
+
+def _sobject_of(record_id: str) -> str:
+    """Lead ids start with 00Q; Flywheel's other records are Contacts (003)."""
+    return "Lead" if record_id.startswith("00Q") else "Contact"
 
 
 def _typed(kind: str, value: str) -> Any:

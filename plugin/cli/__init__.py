@@ -8,6 +8,7 @@ from plugin import __version__
 from plugin.cli.access import tokens, users, workspaces
 from plugin.cli.admin import db, hooks, init, serve, status
 from plugin.cli.crm import crm
+from plugin.cli.dashboard import dashboard
 from plugin.cli.demo import demo
 from plugin.cli.ingest import ingest
 from plugin.cli.members import members
@@ -41,6 +42,7 @@ for command in (
     demo,
     hooks,
     serve,
+    dashboard,
     webhooks,
     rewards,
     referrals,

@@ -250,6 +250,11 @@ def print_report(app: AppContext, report: SyncReport) -> None:
         app.out.print(f"  failed: member {f['member_id']}: {escape(str(f['reason']))}")
     if c.get("failed"):
         app.out.print("failed members keep their last good state and are sent again on the next sync")
+    if c.get("erasures_done") or c.get("erasures_failed"):
+        app.out.print(
+            f"erased members' CRM records: {c.get('erasures_done', 0):,} handled, "
+            f"{c.get('erasures_failed', 0):,} failed (tried again on the next sync)"
+        )
     if c.get("shared_email"):
         app.out.print(
             f"{c['shared_email']:,} members share an email with another member and were not sent "
@@ -325,3 +330,121 @@ def field_map(
     for key, value in shown.items():
         table.add_row(key, value or "(not sent)")
     app.out.print(table)
+
+
+@crm.group("card")
+def card() -> None:
+    """Flywheel's signals on the CRM's own contact record."""
+
+
+@card.command("hubspot")
+@click.option("--portal-id", default=None, help="The HubSpot account (portal) id whose cards to answer.")
+@click.option(
+    "--client-secret-env",
+    metavar="VAR",
+    default=None,
+    help="Environment variable holding the HubSpot app's client secret (asked for when not given).",
+)
+@click.option("--off", is_flag=True, help="Stop answering this workspace's card requests.")
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def card_hubspot(
+    app: AppContext,
+    portal_id: str | None,
+    client_secret_env: str | None,
+    off: bool,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """Answer the HubSpot CRM card of one portal (requests signed with the app's client secret,
+    which is stored encrypted and never printed); without options, show the card's setup."""
+    import os
+
+    from plugin.services.crm_connections import card_portal, set_hubspot_card
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    row = load_connection(app.engine, ws.id, "hubspot")
+    if off:
+        row = set_hubspot_card(app.engine, app.settings, row, None, None)
+    elif portal_id is not None:
+        if client_secret_env:
+            secret = os.environ.get(client_secret_env, "")
+            if not secret:
+                raise ValidationFailed(
+                    f"the environment variable {client_secret_env} is empty or not set",
+                    fields={"client_secret_env": "not set"},
+                    hint=f"export {client_secret_env}=... (the app's client secret), then run this again",
+                )
+        else:
+            secret = click.prompt("HubSpot app client secret", hide_input=True, err=True)
+        row = set_hubspot_card(app.engine, app.settings, row, portal_id, secret)
+    portal = card_portal(row)
+    base = app.settings.public_url
+    url = f"{base}/crm/hubspot/card" if base else None
+    if as_json:
+        app.emit_json({"crm": "hubspot", "workspace": ws.slug, "portal_id": portal, "data_fetch_url": url})
+        return
+    if portal is None:
+        app.out.print(f"workspace {escape(ws.slug)} shows no HubSpot CRM card")
+        return
+    app.out.print(f"workspace {escape(ws.slug)} answers the CRM card of HubSpot portal {portal}")
+    app.out.print(
+        f"data fetch URL: {escape(url)}"
+        if url
+        else "data fetch URL: <FLYWHEEL_PUBLIC_URL>/crm/hubspot/card (set FLYWHEEL_PUBLIC_URL)"
+    )
+
+
+@crm.command("embed-link")
+@click.argument("member")
+@click.option("--days", type=click.IntRange(1, 365), default=30, show_default=True, help="How long it works.")
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def embed_link(app: AppContext, member: str, days: int, workspace: str | None, as_json: bool) -> None:
+    """A signed link to MEMBER's page (id or email) for a CRM to show in an iframe, e.g. in a
+    Salesforce URL field; it works for --days days. Who may frame it: FLYWHEEL_CRM_FRAME_ANCESTORS."""
+    from plugin.db.base import utcnow
+    from plugin.services.crm_card import make_embed_link
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    link = make_embed_link(app.engine, app.settings, ws.id, member, days=days, now=utcnow())
+    framed_by = app.settings.crm_frame_ancestors
+    if as_json:
+        app.emit_json({**link.as_dict(), "workspace": ws.slug, "frame_ancestors": framed_by})
+        return
+    app.out.print(escape(link.url), soft_wrap=True)
+    app.out.print(f"works until {link.expires_at:%Y-%m-%d %H:%M} UTC; may be framed by: {escape(framed_by)}")
+    if framed_by == "'none'":
+        app.out.print("no CRM may frame it yet: set FLYWHEEL_CRM_FRAME_ANCESTORS (see docs/crm-embed.md)")
+
+
+@crm.command("erasure-policy")
+@click.argument("policy", type=click.Choice(["delete", "anonymize", "keep"]), required=False)
+@crm_option
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def erasure_policy(
+    app: AppContext, policy: str | None, kind: str | None, workspace: str | None, as_json: bool
+) -> None:
+    """What the CRM sync does with an erased member's CRM record: delete it (the default; HubSpot's
+    GDPR delete), anonymize it (name, email and Flywheel fields blanked) or keep it. Sets every
+    connection of the workspace, or the one --crm names; without POLICY, shows the current one."""
+    from plugin.services.gdpr import set_erasure_policy
+
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    policies = set_erasure_policy(app.engine, ws.id, policy, kind)
+    if as_json:
+        app.emit_json({"workspace": ws.slug, "erasure_policy": policies})
+        return
+    for name, value in policies.items():
+        done = {"delete": "deleted", "anonymize": "anonymized", "keep": "kept"}[value]
+        app.out.print(f"{name}: an erased member's CRM record is {done} by the next `flywheel crm sync`")

@@ -79,6 +79,9 @@ def print_summary(app: AppContext, status: WorkspaceStatus, facts: dict[str, obj
     )
 
 
+DASHBOARD = f"flywheel dashboard --workspace {DEMO_WORKSPACE}"
+
+
 @click.command()
 @click.option("--seed", default=7, show_default=True, help="The same seed builds the same community.")
 @click.option("--members", "n_members", default=5000, show_default=True)
@@ -115,6 +118,7 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
                 "top": run.top,
                 "crm": run.crm,
                 "programs": run.programs,
+                "dashboard": DASHBOARD,
             }
         )
         return
@@ -126,6 +130,7 @@ def demo(app: AppContext, seed: int, n_members: int, n_activities: int, as_json:
         print_crm(app, run.crm)
     if run.programs:
         print_programs(app, run.programs)
+    app.out.print(f"\n[bold]See it all in the dashboard:[/bold] {DASHBOARD}", highlight=False)
 
 
 def print_programs(app: AppContext, programs: dict[str, Any]) -> None:

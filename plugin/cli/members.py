@@ -1,18 +1,23 @@
-"""``flywheel members``: look people up, merge and unmerge them, review merge suggestions."""
+"""``flywheel members``: look people up, merge and unmerge them, review merge suggestions, and the
+GDPR actions: export a member's data, erase a member."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
+from plugin.db.base import utcnow
 from plugin.db.models import Member, MergeSuggestion
 from plugin.errors import NotFound, ValidationFailed
-from plugin.services import merges
+from plugin.services import gdpr, merges
 from plugin.services.members import find_member, member_profile
 from plugin.services.suggestions import refresh_suggestions
 
@@ -235,3 +240,123 @@ def dismiss(app: AppContext, suggestion_id: int, workspace: str | None, as_json:
         app.emit_json({"id": suggestion_id, "status": "dismissed"})
     else:
         app.out.print(f"Suggestion {suggestion_id} dismissed.")
+
+
+def _member_id(app: AppContext, workspace: str | None, member: str) -> tuple[int, int]:
+    """(workspace id, member id) for MEMBER given as an id or an email."""
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+        if member.isdigit():
+            return ws.id, int(member)
+        return ws.id, find_member(session, ws.id, member).id
+
+
+@members.command("export")
+@click.argument("member")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to FILE."
+)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def export(app: AppContext, member: str, out: str | None, workspace: str | None, as_json: bool) -> None:
+    """Everything Flywheel holds about MEMBER (an id or an email), as JSON: profile, identities,
+    activities, consents, scores with reasons, programs and CRM records (a GDPR access request)."""
+    workspace_id, member_id = _member_id(app, workspace, member)
+    with app.engine.connect() as conn:
+        data = gdpr.export_member(conn, workspace_id, member_id)
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    Path(out).write_text(text, encoding="utf-8")
+    summary = {
+        "member_id": data["member"]["id"],
+        "file": out,
+        "identities": len(data["identities"]),
+        "activities": len(data["activities"]),
+        "consents": len(data["consents"]),
+        "scores": len(data["scores"]),
+    }
+    if as_json:
+        app.emit_json(summary)
+    else:
+        app.out.print(
+            f"wrote member {summary['member_id']}'s data to {escape(out)}: "
+            f"{summary['identities']} identities, {summary['activities']:,} activities, "
+            f"{summary['consents']} consent records, "
+            f"{summary['scores']} scores",
+            highlight=False,
+        )
+
+
+@members.command("erase")
+@click.argument("member")
+@click.option("--reason", required=True, help="Why (kept in the audit line; e.g. the request's reference).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def erase(app: AppContext, member: str, reason: str, yes: bool, workspace: str | None, as_json: bool) -> None:
+    """Erase MEMBER (an id or an email): their personal data and activities go, an anonymous audit
+    line stays, and the next `flywheel crm sync` deletes, anonymizes or keeps their CRM record as
+    `flywheel crm erasure-policy` says. This cannot be undone."""
+    workspace_id, member_id = _member_id(app, workspace, member)
+    if not yes:
+        with app.engine.connect() as conn:
+            root, _ = gdpr.resolve_member(conn, workspace_id, member_id)
+            who = conn.execute(
+                select(Member.display_name, Member.primary_email).where(Member.id == root)
+            ).one()
+        label = " ".join(
+            p for p in (who.display_name, f"<{who.primary_email}>" if who.primary_email else "") if p
+        )
+        click.confirm(
+            f"Erase member {root} {label} and everything Flywheel holds about them? This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    with app.engine.begin() as conn:
+        erasure_id = gdpr.erase_member(
+            conn, workspace_id, member_id, actor=ACTOR, reason=reason, now=utcnow()
+        )
+        line = gdpr.erasure(conn, workspace_id, erasure_id)
+    if as_json:
+        app.emit_json(line | {"crm_plan": gdpr.crm_plan(line)})
+        return
+    removed = {k: v for k, v in line["removed"].items() if v}
+    app.out.print(f"Erased member {line['member_id']} (audit line {line['id']}).")
+    app.out.print(
+        "removed or blanked: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in removed.items())
+    )
+    for step in gdpr.crm_plan(line):
+        app.out.print(f"CRM: {escape(step)}", highlight=False)
+
+
+@members.command("erasures")
+@click.option("--limit", default=50, show_default=True)
+@workspace_option
+@json_option
+@pass_app
+@handle_errors
+def erasures(app: AppContext, limit: int, workspace: str | None, as_json: bool) -> None:
+    """The anonymous audit lines of past erasures, newest first, with where their CRM records stand."""
+    with app.session() as session:
+        ws = app.workspace(session, workspace)
+    with app.engine.connect() as conn:
+        lines = gdpr.erasures(conn, ws.id, limit=limit)
+    if as_json:
+        app.emit_json(lines)
+        return
+    table = Table(title="erasures")
+    for col in ("id", "member", "erased at", "by", "reason", "CRM"):
+        table.add_column(col)
+    for x in lines:
+        crm = f"{x['crm_action']}: " + ("done" if x["crm_done_at"] else (x["crm_result"] or "pending"))
+        table.add_row(
+            str(x["id"]), str(x["member_id"]), x["erased_at"][:19], escape(x["requested_by"]),
+            escape(x["reason"] or ""), escape(crm),
+        )  # fmt: skip
+    app.out.print(table)

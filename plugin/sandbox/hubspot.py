@@ -401,6 +401,8 @@ class HubSpotSandbox:
             ("POST", objects, self._create_object),
             ("GET", objects + "/{objectId}", self._get_object),
             ("PATCH", objects + "/{objectId}", self._update_object),
+            # GDPR delete: https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/basic/post-crm-v3-objects-contacts-gdpr-delete
+            ("POST", "/crm/v3/objects/contacts/gdpr-delete", self._gdpr_delete),
             # Properties: https://developers.hubspot.com/docs/api-reference/latest/crm/properties/guide
             ("GET", props + "/groups", lambda r, p: Reply(200, {"results": st.groups(p["objectType"])})),
             ("POST", props + "/groups", lambda r, p: Reply(201, st.create_group(p["objectType"], _body(r)))),
@@ -468,6 +470,16 @@ class HubSpotSandbox:
     def _update_object(self, request: Request, params: dict[str, str]) -> Reply:
         props = _body(request).get("properties") or {}
         return Reply(200, self.store.update(params["objectType"], params["objectId"], props))
+
+    def _gdpr_delete(self, request: Request, params: dict[str, str]) -> Reply:
+        """``{"objectId", "idProperty"?}`` -> 204 with no body (the reference's "No content")."""
+        body = _body(request)
+        object_id = body.get("objectId")
+        if not isinstance(object_id, str) or not object_id:
+            raise HubSpotError(400, "VALIDATION_ERROR", "objectId is required")
+        id_property = body.get("idProperty") or None
+        self.store.purge("contacts", object_id, id_property=None if id_property is None else str(id_property))
+        return Reply(204)
 
     def _batch_upsert(self, request: Request, params: dict[str, str]) -> Reply:
         started = datetime.now(UTC)

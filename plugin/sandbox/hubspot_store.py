@@ -269,6 +269,7 @@ class HubSpotStore:
         self._links: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
         self._lists: dict[str, ManualList] = {}
         self._emails: dict[str, str] = {}  # contacts by lowercased email: upserts stay O(1) at scale
+        self.blocklist: set[str] = set()  # emails a GDPR delete found no contact for
 
     # -- records -------------------------------------------------------------------------------
 
@@ -387,6 +388,29 @@ class HubSpotStore:
                 raise conflict
             self._write(kind, record, properties)
             return self.render(kind, record, [*_DEFAULT_READ[kind].split(), *properties])
+
+    def purge(self, kind: str, object_id: str, *, id_property: str | None = None) -> bool:
+        """A GDPR delete (``POST /crm/v3/objects/contacts/gdpr-delete``): the record goes for good,
+        with its associations and list memberships. By ``idProperty`` email, an unknown address is
+        blocklisted instead (HubSpot's reference); by id, an unknown one is HubSpot's 404. Returns
+        whether a record was deleted."""
+        kind = object_type(kind)
+        with self._lock:
+            record = self._find(kind, id_property or "hs_object_id", object_id)
+            if record is None or record.archived:
+                if id_property == "email":
+                    self.blocklist.add(object_id.strip().lower())
+                    return False
+                raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found")
+            del self._records[kind][record.id]
+            email = record.properties.get("email", "").strip().lower()
+            if self._emails.get(email) == record.id:
+                del self._emails[email]
+            for target in self._links.pop((kind, record.id), {}):
+                self._links.get(target, {}).pop((kind, record.id), None)
+            for found in self._lists.values():
+                found.members.pop(record.id, None)
+            return True
 
     def get(self, kind: str, record_id: str, *, id_property: str | None = None) -> JSON | None:
         """One record as a read without ``properties=`` returns it (every stored value), or None."""

@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,76 @@ def finish_run(
         .where(CrmSyncRun.id == run_id)
         .values(status=status, finished_at=utcnow(), counts=counts, calls=calls, error=error)
     )
+
+
+#: Key of a HubSpot connection's settings holding its CRM card: the portal (HubSpot account) id it
+#: answers card requests for and the app's client secret that signs them (encrypted).
+CARD = "card"
+
+
+@dataclass(frozen=True)
+class CardApp:
+    """The HubSpot connection that answers one portal's CRM card requests, with the app's secret."""
+
+    connection: CrmConnection
+    portal_id: str
+    client_secret: str = field(repr=False)
+
+
+def card_portal(row: CrmConnection) -> str | None:
+    portal = ((row.settings or {}).get(CARD) or {}).get("portal_id")
+    return str(portal) if portal else None
+
+
+def set_hubspot_card(
+    engine: Engine, settings: Settings, row: CrmConnection, portal_id: str | None, client_secret: str | None
+) -> CrmConnection:
+    """Answer HubSpot CRM card requests from this portal, checked against the app's client secret
+    (kept encrypted in the connection's settings); ``portal_id=None`` stops answering. A portal is
+    answered by one workspace only."""
+    if row.kind != "hubspot":
+        raise ValidationFailed("CRM cards are a HubSpot feature", hint="Salesforce uses the embed page")
+    new = dict(row.settings or {})
+    if portal_id is None:
+        new.pop(CARD, None)
+    else:
+        portal = portal_id.strip()
+        if not portal.isdigit():
+            raise ValidationFailed("a HubSpot portal id is a number", fields={"portal_id": "digits only"})
+        if not client_secret:
+            raise ValidationFailed(
+                "the HubSpot app's client secret is needed to check card requests",
+                fields={"client_secret": "required"},
+                hint="find it on the app's Auth page in your HubSpot developer account",
+            )
+        taken = hubspot_card_app(engine, settings, portal, decrypt_secret=False)
+        if taken is not None and taken.connection.id != row.id:
+            raise ValidationFailed(
+                f"HubSpot portal {portal} already shows another workspace's cards",
+                fields={"portal_id": "in use"},
+                hint="turn the card off there first: `flywheel crm card hubspot --off -w OTHER`",
+            )
+        new[CARD] = {"portal_id": portal, "client_secret": encrypt(settings, client_secret)}
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        fresh = session.get(CrmConnection, row.id)
+        assert fresh is not None
+        fresh.settings = new
+    row.settings = new
+    return row
+
+
+def hubspot_card_app(
+    engine: Engine, settings: Settings, portal_id: str, *, decrypt_secret: bool = True
+) -> CardApp | None:
+    """The HubSpot connection answering CRM cards for this portal (None: no workspace does)."""
+    if not portal_id:
+        return None
+    with Session(engine, expire_on_commit=False) as session:
+        rows = session.scalars(
+            select(CrmConnection).where(CrmConnection.kind == "hubspot").order_by(CrmConnection.id)
+        ).all()
+    for row in rows:
+        if card_portal(row) == portal_id:
+            sealed = str((row.settings or {})[CARD]["client_secret"])
+            return CardApp(row, portal_id, decrypt(settings, sealed) if decrypt_secret else "")
+    return None

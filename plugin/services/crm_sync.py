@@ -37,6 +37,7 @@ from plugin.services.crm_connections import (
 )
 from plugin.services.crm_fields import FieldMap, fields_hash, member_records
 from plugin.services.crm_signals import pending_notes
+from plugin.services.gdpr import handle_erasures, pending_erasures
 from plugin.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -82,7 +83,8 @@ class SyncReport:
             "counts": {
                 k: self.counts.get(k, 0)
                 for k in ("created", "updated", "unchanged", "failed", "shared_email")
-            },
+            }
+            | {k: v for k, v in self.counts.items() if k.startswith("erasures_") and v},
             "calls": self.calls,
             "seconds": round(self.seconds, 2),
             "phases": {k: round(v, 2) for k, v in self.phases.items()},
@@ -257,6 +259,10 @@ def _run(
     report = SyncReport(run_id, row.kind, dry_run)
     status, error = "failed", None
     try:
+        if holder is not None:  # erased members' CRM records first; a CRM failure there stops nothing
+            lease = holder
+            renew = lambda conn: renew_lease(conn, row.id, lease)  # noqa: E731
+            handle_erasures(engine, workspace_id, row.id, crm, report.counts, renew)
         if not dry_run:
             report.schema = crm.ensure_schema(mapping.specs())
         with engine.connect() as conn:
@@ -274,6 +280,7 @@ def _run(
                 report.counts["notes_pending"] = len(
                     pending_notes(conn, workspace_id, row.id, row.events_noted).notes
                 )
+                report.counts["erasures_pending"] = pending_erasures(conn, workspace_id, row.id)
             status = "done"
             return report
         # Above the adapter's bulk threshold (Salesforce: Bulk API 2.0) everything goes as one job;

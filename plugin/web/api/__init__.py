@@ -11,10 +11,35 @@ from plugin.web.security import limit_api
 
 
 def register_api(app: Flask, limiter: Limiter, settings: Settings) -> FlywheelApi:
-    from plugin.web.api import docs, members
+    from plugin.web.api import (
+        activities,
+        crm,
+        docs,
+        gdpr,
+        members,
+        organizations,
+        panels,
+        referrals,
+        rewards,
+        scores,
+        tokens,
+        webhooks,
+    )
 
     api = make_api(app)
-    for module in (members,):
+    for module in (
+        members,
+        organizations,
+        activities,
+        scores,
+        webhooks,
+        crm,
+        tokens,
+        referrals,
+        rewards,
+        panels,
+        gdpr,
+    ):
         api.register_blueprint(module.blp)
         limit_api(limiter, settings, [module.blp])
     app.register_blueprint(docs.docs_bp)
