@@ -108,6 +108,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
                 sys.stdout.write(orjson.dumps(payload).decode() + "\n")
             else:
                 click.echo(f"error: {exc.user_message}", err=True)
+                for name, problem in (getattr(exc, "fields", None) or {}).items():
+                    click.echo(f"  {name}: {problem}", err=True)
                 if exc.hint:
                     click.echo(f"what to do: {exc.hint}", err=True)
             raise SystemExit(exc.exit_code) from None

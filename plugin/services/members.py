@@ -41,6 +41,8 @@ def find_member(session: Session, workspace_id: int, ref: str) -> Member:
         assert nxt is not None
         member = nxt
         seen.add(member.id)
+    if member.merged_into_id == member.id:  # an erased member's empty shell (see services/gdpr.py)
+        raise NotFound(f"member {ref!r} was erased", hint="`flywheel members erasures` lists erasures")
     return member
 
 

@@ -6,6 +6,7 @@ or their company inside the attribution window, and grant the rule's reward."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from plugin.db.models import (
     Score,
     Workspace,
 )
+from plugin.db.sql import in_values
 from plugin.errors import ConfigError, NotFound, ValidationFailed
 from plugin.services import contact_budget
 from plugin.services.domains import email_domain, is_company_domain
@@ -63,11 +65,7 @@ def invite(
 ) -> Invited:
     """Invite the advocates of ``segment`` (a level, several comma-separated, or ``all``) whose
     advocate score is at least ``min_score`` (when given) to refer."""
-    if not public_url:
-        raise ConfigError(
-            "referral links need the address people reach Flywheel at",
-            hint="set FLYWHEEL_PUBLIC_URL, e.g. https://flywheel.example.com",
-        )
+    _need_url(public_url)
     levels = [s.strip().removesuffix("s") for s in segment.split(",") if s.strip()]
     if levels == ["all"]:
         levels = list(LEVELS)
@@ -91,7 +89,78 @@ def invite(
             .order_by(s.score.desc(), s.subject_id)
         ).scalars()
     )
+    return _invite_chosen(
+        conn, workspace_id, chosen, Invited(), campaign=campaign, policy=policy, public_url=public_url,
+        now=when, limit=limit,
+    )  # fmt: skip
+
+
+MAX_PICKED = 500
+
+
+def invite_members(
+    conn: Connection,
+    workspace_id: int,
+    member_ids: Sequence[int],
+    *,
+    campaign: str,
+    policy: Programs,
+    public_url: str | None,
+    now: datetime | None = None,
+) -> Invited:
+    """Invite the advocates a marketer picked by id (the dashboard's ticked leaderboard rows), by
+    the same rules as :func:`invite`; ids that are not advocates of the workspace are skipped."""
+    _need_url(public_url)
+    if not member_ids or len(member_ids) > MAX_PICKED:
+        raise ValidationFailed(
+            "pick the advocates to invite", fields={"members": f"1 to {MAX_PICKED} at once"}
+        )
+    s = Score
+    chosen = list(
+        conn.execute(
+            select(s.subject_id)
+            .where(
+                s.workspace_id == workspace_id,
+                s.kind == "advocate",
+                s.subject == "member",
+                in_values(conn, s.subject_id, list(member_ids)),
+            )
+            .order_by(s.score.desc(), s.subject_id)
+        ).scalars()
+    )
     result = Invited()
+    result.skipped["not an advocate of this workspace"] = len(set(member_ids)) - len(chosen)
+    return _invite_chosen(
+        conn, workspace_id, chosen, result, campaign=campaign, policy=policy, public_url=public_url,
+        now=now or utcnow(),
+    )  # fmt: skip
+
+
+def _need_url(public_url: str | None) -> None:
+    if not public_url:
+        raise ConfigError(
+            "referral links need the address people reach Flywheel at",
+            hint="set FLYWHEEL_PUBLIC_URL, e.g. https://flywheel.example.com",
+        )
+
+
+def _invite_chosen(
+    conn: Connection,
+    workspace_id: int,
+    chosen: list[int],
+    result: Invited,
+    *,
+    campaign: str,
+    policy: Programs,
+    public_url: str | None,
+    now: datetime,
+    limit: int | None = None,
+) -> Invited:
+    """Give each chosen advocate (best first) with marketing consent, not yet invited to the
+    campaign and within the contact budget, a personal code, and send ``referral.invitation``."""
+    campaign = campaign.strip()
+    if not campaign or len(campaign) > 64:
+        raise ValidationFailed("the campaign needs a name", fields={"campaign": "1 to 64 characters"})
     i = ReferralInvite
     already = set(
         conn.execute(
@@ -99,14 +168,11 @@ def invite(
         ).scalars()
     )
     people = member_refs(conn, chosen)
-    consenting = [
-        m for m in chosen if m not in already and "marketing" in people.get(m, {}).get("consents", ())
-    ]
-    result.skipped["already invited to this campaign"] = sum(1 for m in chosen if m in already)
-    result.skipped["no marketing consent"] = (
-        len(chosen) - len(consenting) - result.skipped["already invited to this campaign"]
-    )
-    allowed = contact_budget.within_budget(conn, workspace_id, consenting, when, policy)
+    fresh = [m for m in chosen if m not in already]
+    consenting = [m for m in fresh if "marketing" in people.get(m, {}).get("consents", ())]
+    result.skipped["already invited to this campaign"] = len(chosen) - len(fresh)
+    result.skipped["no marketing consent"] = len(fresh) - len(consenting)
+    allowed = contact_budget.within_budget(conn, workspace_id, consenting, now, policy)
     ready = [m for m in consenting if m in allowed]
     result.skipped["over the contact budget"] = len(consenting) - len(ready)
     if limit is not None:
@@ -117,13 +183,13 @@ def invite(
         code = secrets.token_urlsafe(9)
         person = people[member_id]
         rows.append({"workspace_id": workspace_id, "member_id": member_id, "code": code, "campaign": campaign,
-                     "created_at": when})  # fmt: skip
+                     "created_at": now})  # fmt: skip
         events.append(
             Event(
                 "referral.invitation",
                 referral_invitation(
                     workspace=slug,
-                    occurred_at=when,
+                    occurred_at=now,
                     member=MemberRef(member_id, person["name"], person["locale"], person["email"]),
                     code=code,
                     referral_url=f"{public_url}/r/{code}",
@@ -134,7 +200,7 @@ def invite(
         )
     if rows:
         conn.execute(table_of(ReferralInvite).insert(), rows)
-        contact_budget.record(conn, workspace_id, ready, "referral.invitation", when)
+        contact_budget.record(conn, workspace_id, ready, "referral.invitation", now)
         emit(conn, workspace_id, events)
     result.invited = ready
     return result

@@ -50,15 +50,19 @@ def create_app(
 
     from plugin.web.api import register_api
     from plugin.web.crm_card import crm_card_bp
+    from plugin.web.dashboard import register_dashboard
     from plugin.web.hooks import hooks_bp
     from plugin.web.panels import panels_bp
     from plugin.web.referrals import referrals_bp
+    from plugin.web.sign_in_link import link_bp
 
     limiter = secure_app(app, settings)
     limiter.limit(settings.hooks_rate_limit)(hooks_bp)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)
+    register_dashboard(app, limiter, settings)
+    app.register_blueprint(link_bp)
     app.register_blueprint(crm_card_bp)
     register_api(app, limiter, settings)  # also answers every HTTP error of the app as problem details
 

@@ -100,3 +100,28 @@ def test_responses_carry_security_headers_and_the_api_is_rate_limited_per_token(
         and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     )
     assert client.get("/api/openapi.json").headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_dashboard_command_links_in_once_and_the_link_cannot_be_reused(
+    engine: Engine, settings: Settings, workspace_id: int
+) -> None:
+    from datetime import timedelta
+
+    from plugin.db.base import utcnow
+    from plugin.services.sign_in_links import make_link_token, operator
+
+    with engine.begin() as conn:
+        user = operator(conn, workspace_id, "default")
+        assert operator(conn, workspace_id, "default") == user  # the same owner next time
+    client = create_app(settings, engine).test_client()
+    token = make_link_token(settings, user, utcnow())
+    first = client.get(f"/dashboard/link/{token}")
+    assert first.status_code == 302 and first.headers["Location"].endswith("/dashboard/")
+    assert client.get("/dashboard/").status_code == 200  # signed in
+    other = create_app(settings, engine).test_client()
+    spent = other.get(f"/dashboard/link/{token}")
+    assert "/dashboard/sign-in" in spent.headers["Location"]
+    assert other.get("/dashboard/").status_code == 302  # not signed in
+    stale = make_link_token(settings, user, utcnow() - timedelta(minutes=11))
+    assert "/dashboard/sign-in" in other.get(f"/dashboard/link/{stale}").headers["Location"]
+    assert "/dashboard/sign-in" in other.get(f"/dashboard/link/{token[:-2]}xx").headers["Location"]
