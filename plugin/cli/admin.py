@@ -183,7 +183,7 @@ def hooks_secret(
 @pass_app
 @handle_errors
 def serve(app: AppContext, host: str, port: int, workers: int | None, dev: bool) -> None:
-    """Serve the HTTP receivers (and, later, the API and dashboard) with gunicorn."""
+    """Serve the API, the dashboard, the CRM card and the webhook receivers (gunicorn; --dev: Flask)."""
     from plugin.web.app import create_app
     from plugin.web.server import run_gunicorn
 

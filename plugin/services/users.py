@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,8 +18,13 @@ HASHER = PasswordHasher()
 MIN_PASSWORD = 12
 LOCK_AFTER = 5  # failed sign-ins in a row
 LOCK_FOR = timedelta(minutes=15)
-# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY = HASHER.hash("flywheel-dummy-password")
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when the email is unknown, so a wrong email costs as long as a wrong
+    password (made on first use: an Argon2 hash takes a third of a second, not for every import)."""
+    return HASHER.hash("flywheel-dummy-password")
 
 
 def create_user(
@@ -57,10 +63,10 @@ def sign_in(conn: Connection, email: str, password: str, now: datetime) -> int:
         select(User.id, User.password_hash, User.locked_until, User.disabled_at).where(User.email == email)
     ).first()
     if row is None:
-        _verify(_DUMMY, password)
+        _verify(_dummy(), password)
         raise refused
     if row.disabled_at is not None or (row.locked_until is not None and row.locked_until > now):
-        _verify(_DUMMY, password)
+        _verify(_dummy(), password)
         raise refused
     if not _verify(row.password_hash, password):
         conn.execute(update(User).where(User.id == row.id).values(failed_logins=User.failed_logins + 1))

@@ -165,13 +165,19 @@ def deliveries(
     *,
     endpoint_id: int | None = None,
     failed: bool = False,
+    status: str | None = None,
+    msg_id: str | None = None,
+    before_id: int | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """The latest deliveries, newest first, with their message ids and last outcome."""
-    d = table_of(WebhookDelivery)
-    m = table_of(WebhookMessage)
+    """The latest deliveries (older than delivery ``before_id``, for paging), newest first, with
+    their message ids, last outcome and the excerpt of the last answer; ``next_attempt_at`` only
+    while one is due."""
+    d, m, a = table_of(WebhookDelivery), table_of(WebhookMessage), table_of(WebhookAttempt)
+    excerpt = select(a.c.excerpt).where(a.c.delivery_id == d.c.id).order_by(a.c.id.desc()).limit(1)
     query = (
         select(
+            d.c.id,
             m.c.msg_id,
             m.c.event_type,
             d.c.endpoint_id,
@@ -179,6 +185,7 @@ def deliveries(
             d.c.attempts,
             d.c.last_status,
             d.c.last_error,
+            excerpt.scalar_subquery().label("last_response"),
             d.c.created_at,
             d.c.next_attempt_at,
             d.c.delivered_at,
@@ -188,11 +195,17 @@ def deliveries(
         .order_by(d.c.id.desc())
         .limit(limit)
     )
-    if endpoint_id is not None:
-        query = query.where(d.c.endpoint_id == endpoint_id)
-    if failed:
-        query = query.where(d.c.status == "failed")
-    return [dict(r._mapping) for r in conn.execute(query)]
+    status = "failed" if failed else status
+    for value, column in ((endpoint_id, d.c.endpoint_id), (status, d.c.status), (msg_id, m.c.msg_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if before_id is not None:
+        query = query.where(d.c.id < before_id)
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    for r in rows:
+        if r["status"] in ("delivered", "failed"):
+            r["next_attempt_at"] = None
+    return rows
 
 
 def prune(conn: Connection, older_than: datetime, *, limit: int = 10_000) -> int:

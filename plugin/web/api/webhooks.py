@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plugin.db.base import table_of
-from plugin.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage, WebhookNotice
+from plugin.db.models import WebhookDelivery, WebhookEndpoint, WebhookNotice
 from plugin.errors import NotFound, ValidationFailed
 from plugin.services.webhook_endpoints import MAX_RATE, add_endpoint, get_endpoint, rotate_secret, set_enabled
-from plugin.services.webhook_outbox import recover, replay
+from plugin.services.webhook_outbox import deliveries, recover, replay
 from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
 from plugin.web.context import engine, now, settings
 from webhooks.events import EVENT_TYPES
@@ -411,37 +411,11 @@ DeliveryPage = page_schema(WebhookDeliveryItem, "WebhookDeliveryPage")
 @blp.alt_response(400, response="BAD_REQUEST")
 def list_deliveries(args: dict[str, Any]) -> dict[str, Any]:
     """The delivery log, newest first: one row per message and endpoint, with its last outcome."""
-    after = after_id(args["cursor"])
-    d, m, a = table_of(WebhookDelivery), table_of(WebhookMessage), table_of(WebhookAttempt)
-    excerpt = select(a.c.excerpt).where(a.c.delivery_id == d.c.id).order_by(a.c.id.desc()).limit(1)
-    stmt = (
-        select(
-            d.c.id,
-            m.c.msg_id,
-            m.c.event_type,
-            d.c.endpoint_id,
-            d.c.status,
-            d.c.attempts,
-            d.c.last_status,
-            d.c.last_error,
-            excerpt.scalar_subquery().label("last_response"),
-            d.c.created_at,
-            d.c.next_attempt_at,
-            d.c.delivered_at,
-        )
-        .join(m, m.c.id == d.c.message_id)
-        .where(m.c.workspace_id == current().workspace_id)
-    )
-    for name, column in (("endpoint_id", d.c.endpoint_id), ("status", d.c.status), ("msg_id", m.c.msg_id)):
-        if args.get(name) is not None:
-            stmt = stmt.where(column == args[name])
-    if after is not None:
-        stmt = stmt.where(d.c.id < after)
     with engine().connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(stmt.order_by(d.c.id.desc()).limit(args["limit"] + 1))]
-    for r in rows:
-        if r["status"] in ("delivered", "failed"):
-            r["next_attempt_at"] = None
+        rows = deliveries(
+            conn, current().workspace_id, endpoint_id=args.get("endpoint_id"), status=args.get("status"),
+            msg_id=args.get("msg_id"), before_id=after_id(args["cursor"]), limit=args["limit"] + 1,
+        )  # fmt: skip
     return paged(rows, args["limit"], lambda r: [r["id"]])
 
 

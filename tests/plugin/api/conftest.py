@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -61,3 +62,17 @@ def scored(engine: Engine, workspace_id: int) -> dict[str, int]:
     finally:
         for who in extra:
             PEOPLE.pop(who)
+
+
+def every_item(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict[str, Any]]:
+    """Every item of a list, page by page, following ``next_cursor`` until it is null."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    sep = "&" if "?" in url else "?"
+    while True:
+        page = client.get(url + (f"{sep}cursor={cursor}" if cursor else ""), headers=headers)
+        assert page.status_code == 200, page.json
+        items += page.json["items"]
+        cursor = page.json["next_cursor"]
+        if cursor is None:
+            return items

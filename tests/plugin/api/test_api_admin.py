@@ -19,7 +19,7 @@ from plugin.services.crm_connections import acquire_lease, finish_run, save_conn
 from plugin.settings import Settings
 from plugin.web.app import create_app
 from tests.fakes.webhook_receiver import Receiver
-from tests.plugin.api.conftest import Auth
+from tests.plugin.api.conftest import Auth, every_item
 from tests.plugin.test_webhooks import _deliver, _emit, _promoted
 
 HOOKS = "/api/v1/webhooks"
@@ -52,17 +52,6 @@ def _add(client: FlaskClient, admin: dict[str, str], url: str, **body: object) -
     made = client.post(f"{HOOKS}/endpoints", json={"url": url, **body}, headers=admin)
     assert made.status_code == 201, made.json
     return made.json
-
-
-def _all(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers)
-        assert page.status_code == 200, page.json
-        items += page.json["items"]
-        cursor = page.json["next_cursor"]
-        if cursor is None:
-            return items
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -176,7 +165,7 @@ def test_the_delivery_log_replay_and_recover(
     receiver.script = [(200, {}, b'{"ok":true}'), (200, {}, b'{"ok":true}'), (503, {}, b"down for a bit")]
     sent = _emit(engine, workspace_id, _promoted(3))
     _deliver(engine, hook_settings)
-    log = _all(client, admin, f"{HOOKS}/deliveries?limit=2")
+    log = every_item(client, admin, f"{HOOKS}/deliveries?limit=2")
     assert {d["msg_id"] for d in log} == set(sent) and len(log) == 3
     assert [d["id"] for d in log] == sorted((d["id"] for d in log), reverse=True)
     assert all(d["endpoint_id"] == made["id"] and d["attempts"] == 1 for d in log)
@@ -258,7 +247,7 @@ def test_crm_connections_show_their_state_and_runs_but_never_credentials(
     detail = client.get(f"/api/v1/crm/connections/{row.id}", headers=admin)
     assert detail.status_code == 200 and detail.json == conn_item
 
-    every = _all(client, admin, "/api/v1/crm/sync-runs?limit=2")
+    every = every_item(client, admin, "/api/v1/crm/sync-runs?limit=2")
     assert [r["id"] for r in every] == list(reversed(runs))
     assert every[0]["counts"] == {"created": 3, "updated": 1} and every[0]["calls"] == {
         "contacts.batch_upsert": 2
@@ -293,7 +282,9 @@ def test_a_token_is_shown_once_and_a_revoked_one_stops_at_once(client: FlaskClie
 
     assert client.delete(f"/api/v1/tokens/{made.json['id']}", headers=admin).status_code == 204
     assert client.get("/api/v1/tokens", headers=mine).status_code == 401  # at once
-    revoked = next(t for t in _all(client, admin, "/api/v1/tokens?limit=1") if t["id"] == made.json["id"])
+    revoked = next(
+        t for t in every_item(client, admin, "/api/v1/tokens?limit=1") if t["id"] == made.json["id"]
+    )
     assert revoked["revoked_at"] is not None and revoked["active"] is False
 
     weak = client.post("/api/v1/tokens", json={"name": "dash", "role": "sales"}, headers=admin).json

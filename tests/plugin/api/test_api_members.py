@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.plugin.api.conftest import Auth
-
-
-def _all(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers)
-        assert page.status_code == 200, page.json
-        items += page.json["items"]
-        cursor = page.json["next_cursor"]
-        if cursor is None:
-            return items
+from tests.plugin.api.conftest import Auth, every_item
 
 
 def test_members_ranked_by_a_score_page_by_page_without_gaps_or_repeats(
@@ -23,7 +12,7 @@ def test_members_ranked_by_a_score_page_by_page_without_gaps_or_repeats(
 ) -> None:
     sales = auth("sales")
     whole = client.get("/api/v1/members?sort=advocate&limit=200", headers=sales).json["items"]
-    paged = _all(client, sales, "/api/v1/members?sort=advocate&limit=3")
+    paged = every_item(client, sales, "/api/v1/members?sort=advocate&limit=3")
     assert [m["id"] for m in paged] == [m["id"] for m in whole] and len(whole) > 6
     scores = [m["scores"]["advocate"]["score"] for m in whole]
     assert scores == sorted(scores, reverse=True)
@@ -36,7 +25,7 @@ def test_filters_narrow_the_list_to_what_they_name(
     sales = auth("sales")
     hot = client.get("/api/v1/members?hot=true", headers=sales).json["items"]
     assert scored["cto"] in {m["id"] for m in hot} and all(m["scores"]["lead"]["hot"] for m in hot)
-    customers = _all(client, sales, "/api/v1/members?segment=customer&limit=50")
+    customers = every_item(client, sales, "/api/v1/members?segment=customer&limit=50")
     assert {scored[p] for p in ("cara", "sid")} <= {m["id"] for m in customers}
     assert scored["fan0"] not in {m["id"] for m in customers}
     found = client.get("/api/v1/members?q=dana", headers=sales).json["items"]
@@ -55,7 +44,7 @@ def test_a_member_detail_has_scores_with_reasons_and_a_timeline(
     noa = client.get(f"/api/v1/members/{scored['noa']}", headers=sales)
     assert noa.status_code == 200 and noa.json["display_name"] == "נועה כהן"
     assert noa.json["scores"]["advocate"]["reasons"] and noa.json["consents"] == {}
-    timeline = _all(client, sales, f"/api/v1/members/{scored['ann']}/timeline?limit=5")
+    timeline = every_item(client, sales, f"/api/v1/members/{scored['ann']}/timeline?limit=5")
     assert len(timeline) == 24 and timeline[0]["occurred_at"] >= timeline[-1]["occurred_at"]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from plugin.db.models import Consent, Member, ReferralInvite, RewardLine
 from plugin.settings import Settings
 from plugin.web.app import create_app
-from tests.plugin.api.conftest import Auth
+from tests.plugin.api.conftest import Auth, every_item
 from tests.plugin.test_panels import _community
 from tests.plugin.test_referrals import _people
 
@@ -33,19 +33,6 @@ def clock() -> dict[str, datetime]:
 def app(engine: Engine, settings: Settings, clock: dict[str, datetime]) -> Flask:
     """The app with a public address (for referral and panel links) and a clock the test moves."""
     return create_app(dataclasses.replace(settings, public_url=URL), engine, clock=lambda: clock["now"])
-
-
-def _all(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        sep = "&" if "?" in url else "?"
-        page = client.get(url + (f"{sep}cursor={cursor}" if cursor else ""), headers=headers)
-        assert page.status_code == 200, page.json
-        items += page.json["items"]
-        cursor = page.json["next_cursor"]
-        if cursor is None:
-            return items
 
 
 # --- referrals -----------------------------------------------------------------------------------
@@ -99,7 +86,7 @@ def test_referrals_are_captured_listed_and_a_held_one_is_reviewed(
 
     queue = client.get("/api/v1/referrals?status=held", headers=marketer).json["items"]
     assert [r["id"] for r in queue] == [held.json["id"]]
-    every = _all(client, marketer, "/api/v1/referrals?limit=1")
+    every = every_item(client, marketer, "/api/v1/referrals?limit=1")
     assert [r["id"] for r in every] == [held.json["id"], made.json["id"]]  # newest first
     one = client.get(f"/api/v1/referrals/{made.json['id']}", headers=marketer)
     assert one.status_code == 200 and one.json["advocate_id"] == people["ada"]
@@ -239,7 +226,7 @@ def test_rewards_move_through_their_statuses_and_add_up_to_balances(
 
     pending = client.get("/api/v1/rewards?status=pending", headers=admin).json["items"]
     assert [r["id"] for r in pending] == [rule["id"]]
-    ledger = _all(client, admin, f"/api/v1/rewards?member_id={member_id}&limit=1")
+    ledger = every_item(client, admin, f"/api/v1/rewards?member_id={member_id}&limit=1")
     assert [r["id"] for r in ledger] == [rule["id"], manual["id"]]
     assert client.get("/api/v1/rewards/balances", headers=admin).json == [
         {"member_id": member_id, "unit": "USD", "pending": "50", "approved": "0", "paid": "0"},

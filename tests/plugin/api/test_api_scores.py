@@ -14,21 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from plugin.services.workspaces import ensure_workspace
-from tests.plugin.api.conftest import Auth
+from tests.plugin.api.conftest import Auth, every_item
 from tests.plugin.test_score import FIXED, SENTENCE, community, ingest, score
-
-
-def _all(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict]:
-    """Every item of a list, page by page, following next_cursor."""
-    items, cursor = [], None
-    sep = "&" if "?" in url else "?"
-    while True:
-        page = client.get(url + (f"{sep}cursor={cursor}" if cursor else ""), headers=headers)
-        assert page.status_code == 200, page.json
-        items += page.json["items"]
-        cursor = page.json["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def _get(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict]:
@@ -38,7 +25,7 @@ def _get(client: FlaskClient, headers: dict[str, str], url: str) -> list[dict]:
 
 
 def _org_ids(client: FlaskClient, headers: dict[str, str]) -> dict[str, int]:
-    return {o["domain"]: o["id"] for o in _all(client, headers, "/api/v1/organizations")}
+    return {o["domain"]: o["id"] for o in every_item(client, headers, "/api/v1/organizations")}
 
 
 def test_scores_rank_highest_first_page_by_page_with_reasons_in_words(
@@ -47,7 +34,7 @@ def test_scores_rank_highest_first_page_by_page_with_reasons_in_words(
     sales = auth("sales")
     whole = _get(client, sales, "/api/v1/scores/advocate?limit=200")
     assert len(whole) == len(scored)  # every member has an advocate score
-    paged = _all(client, sales, "/api/v1/scores/advocate?limit=3")
+    paged = every_item(client, sales, "/api/v1/scores/advocate?limit=3")
     assert [s["subject_id"] for s in paged] == [s["subject_id"] for s in whole]
     assert [s["score"] for s in whole] == sorted((s["score"] for s in whole), reverse=True)
     top = whole[0]
@@ -70,10 +57,10 @@ def test_hot_leads_rank_first_and_the_hot_filter_splits_the_list(
     whole = _get(client, sales, "/api/v1/scores/lead?limit=200")
     assert whole[0]["subject_id"] == scored["cto"] and whole[0]["hot"] and whole[0]["triggers"]
     assert all(not s["hot"] for s in whole[1:])
-    paged = _all(client, sales, "/api/v1/scores/lead?limit=2")  # the cursor crosses hot -> not hot
+    paged = every_item(client, sales, "/api/v1/scores/lead?limit=2")  # the cursor crosses hot -> not hot
     assert [s["subject_id"] for s in paged] == [s["subject_id"] for s in whole]
     assert [s["subject_id"] for s in _get(client, sales, "/api/v1/scores/lead?hot=true")] == [scored["cto"]]
-    cold = _all(client, sales, "/api/v1/scores/lead?hot=false&limit=4")
+    cold = every_item(client, sales, "/api/v1/scores/lead?hot=false&limit=4")
     assert len(cold) == len(whole) - 1 and scored["cto"] not in {s["subject_id"] for s in cold}
     assert {scored[p] for p in ("cara", "sid", "quinn")}.isdisjoint(s["subject_id"] for s in whole)
     churn = _get(client, sales, "/api/v1/scores/churn")
@@ -105,7 +92,7 @@ def test_organizations_filter_rank_by_churn_and_show_their_people(
     by_risk = _get(client, sales, "/api/v1/organizations?sort=churn")
     assert [o["domain"] for o in by_risk][:2] == ["oldco.io", "custco.io"]
     assert [o["churn"] for o in by_risk[2:]] == [None, None]  # unscored accounts come last
-    paged = _all(client, sales, "/api/v1/organizations?sort=churn&limit=1")
+    paged = every_item(client, sales, "/api/v1/organizations?sort=churn&limit=1")
     assert [o["id"] for o in paged] == [o["id"] for o in by_risk]
     customers = _get(client, sales, "/api/v1/organizations?has_customers=true")
     assert {o["domain"] for o in customers} == {"custco.io", "oldco.io"}
@@ -137,7 +124,7 @@ def test_activities_newest_first_filtered_and_paged_without_gaps(
     ann = f"/api/v1/activities?member_id={scored['ann']}"
     whole = _get(client, sales, ann + "&limit=200")
     assert len(whole) == 24 and {a["member_id"] for a in whole} == {scored["ann"]}
-    paged = _all(client, sales, ann + "&limit=5")
+    paged = every_item(client, sales, ann + "&limit=5")
     assert [a["id"] for a in paged] == [a["id"] for a in whole]
     assert [a["id"] for a in whole] == sorted((a["id"] for a in whole), reverse=True)
     accepted = _get(client, sales, ann + "&type=answer_accepted")
@@ -148,7 +135,7 @@ def test_activities_newest_first_filtered_and_paged_without_gaps(
     assert window and all("2026-05-02" <= a["occurred_at"] < "2026-05-25" for a in window)
     assert len(window) < len(whole)
     assert _get(client, sales, "/api/v1/activities?source=github") == []
-    everyone = _all(client, sales, "/api/v1/activities?source=discourse&limit=50")
+    everyone = every_item(client, sales, "/api/v1/activities?source=discourse&limit=50")
     assert len(everyone) == len({a["id"] for a in everyone}) == len(community()) + 6  # + noa's, layla's
     naive = client.get("/api/v1/activities?since=2026-05-01T00:00:00", headers=sales)
     assert naive.status_code == 422 and "since" in naive.json["errors"]
@@ -163,7 +150,7 @@ def test_runs_and_signals_say_what_was_computed_and_who_crossed(
     assert (run["mode"], run["kinds"], run["members_scored"]) == ("full", ["advocate", "lead", "churn"], 29)
     assert run["model_version"] == "flywheel-scores/1" and run["weights_hash"]
     assert run["as_of"] == FIXED.isoformat() and run["finished_at"] is not None
-    signals = _all(client, sales, "/api/v1/signals?limit=1")
+    signals = every_item(client, sales, "/api/v1/signals?limit=1")
     assert [s["id"] for s in signals] == sorted((s["id"] for s in signals), reverse=True)
     crossed = {(s["event"], s["subject"], s["name"] or s["email"]) for s in signals}
     assert crossed == {
@@ -210,12 +197,12 @@ def test_another_workspace_sees_only_its_own_and_gets_404_for_ours(
 ) -> None:
     ours, theirs = auth("sales"), auth("admin", workspace="other")
     for url in LISTS:  # scores are keyed by member or organization id, everything else by its own
-        mine = {i.get("id", i.get("subject_id")) for i in _all(client, ours, url)}
-        seen = {i.get("id", i.get("subject_id")) for i in _all(client, theirs, url)}
+        mine = {i.get("id", i.get("subject_id")) for i in every_item(client, ours, url)}
+        seen = {i.get("id", i.get("subject_id")) for i in every_item(client, theirs, url)}
         assert mine and seen and mine.isdisjoint(seen), url
-    their_members = {i["subject_id"] for i in _all(client, theirs, "/api/v1/scores/advocate")}
+    their_members = {i["subject_id"] for i in every_item(client, theirs, "/api/v1/scores/advocate")}
     assert their_members and their_members.isdisjoint(scored.values())
-    their_activities = {a["member_id"] for a in _all(client, theirs, "/api/v1/activities")}
+    their_activities = {a["member_id"] for a in every_item(client, theirs, "/api/v1/activities")}
     assert their_activities == their_members
     our_orgs = _org_ids(client, ours)
     their_orgs = _org_ids(client, theirs)
@@ -223,9 +210,9 @@ def test_another_workspace_sees_only_its_own_and_gets_404_for_ours(
     for org_id in our_orgs.values():
         assert client.get(f"/api/v1/organizations/{org_id}", headers=theirs).status_code == 404
     assert client.get(f"/api/v1/activities?member_id={scored['ann']}", headers=theirs).status_code == 404
-    our_runs = {r["id"] for r in _all(client, ours, "/api/v1/scores/runs")}
-    their_runs = {r["id"] for r in _all(client, theirs, "/api/v1/scores/runs")}
+    our_runs = {r["id"] for r in every_item(client, ours, "/api/v1/scores/runs")}
+    their_runs = {r["id"] for r in every_item(client, theirs, "/api/v1/scores/runs")}
     assert our_runs and their_runs and our_runs.isdisjoint(their_runs)
-    their_signals = _all(client, theirs, "/api/v1/signals")
+    their_signals = every_item(client, theirs, "/api/v1/signals")
     assert {s["run_id"] for s in their_signals} <= their_runs
     assert not {s["subject_id"] for s in their_signals if s["subject"] == "member"} & set(scored.values())
