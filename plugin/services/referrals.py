@@ -136,6 +136,15 @@ def invite_members(
     )  # fmt: skip
 
 
+def new_code() -> str:
+    """An unguessable referral code (72 random bits) that starts with a letter or digit, so that
+    it is never read as an option on a command line (`flywheel referrals capture CODE`)."""
+    while True:
+        code = secrets.token_urlsafe(9)
+        if code[0].isalnum():
+            return code
+
+
 def _need_url(public_url: str | None) -> None:
     if not public_url:
         raise ConfigError(
@@ -180,7 +189,7 @@ def _invite_chosen(
     slug = _slug(conn, workspace_id)
     rows, events = [], []
     for member_id in ready:
-        code = secrets.token_urlsafe(9)
+        code = new_code()
         person = people[member_id]
         rows.append({"workspace_id": workspace_id, "member_id": member_id, "code": code, "campaign": campaign,
                      "created_at": now})  # fmt: skip

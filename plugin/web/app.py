@@ -28,7 +28,7 @@ class StoredInt(IntegerConverter):
     def __init__(
         self, url_map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None
     ) -> None:
-        super().__init__(url_map, fixed_digits, min, max if max is not None else 2**63 - 1)
+        super().__init__(url_map, fixed_digits, min, max if max is not None else 2**31 - 1)
 
 
 def create_app(
@@ -42,7 +42,7 @@ def create_app(
             raise ConfigError("the database schema is not up to date", hint="run `flywheel db upgrade`")
         upgrade(engine)
     app = Flask(__name__)
-    app.url_map.converters["int"] = StoredInt  # before any route: ids beyond 64 bits are not found
+    app.url_map.converters["int"] = StoredInt  # before any route: ids beyond a column are not found
     app.config["MAX_CONTENT_LENGTH"] = settings.max_hook_body
     app.extensions["flywheel.settings"] = settings
     app.extensions["flywheel.engine"] = engine
