@@ -126,3 +126,15 @@ def workspace_id(engine: Engine) -> int:
         workspace, _ = ensure_workspace(session, "default", "Default workspace")
         session.commit()
         return workspace.id
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> None:
+    """Argon2id with the smallest cost in tests: hashing is what the library does, not what the
+    tests check, and the production cost (a fifth of a second a hash) made every dashboard test
+    that signs people in wait for it."""
+    from argon2 import PasswordHasher
+
+    import plugin.services.users as users
+
+    users.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -11,7 +11,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.plugin.api.conftest import Auth
 
-EXAMPLES = 25
+EXAMPLES = 20
 
 
 def test_every_operation_conforms_to_the_document(app: Flask, scored: dict[str, int], auth: Auth) -> None:
