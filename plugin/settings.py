@@ -58,6 +58,9 @@ class Settings:
     #: Session cookies only over HTTPS (FLYWHEEL_COOKIE_SECURE); on by default except on the embedded
     #: SQLite default without an https FLYWHEEL_PUBLIC_URL, where the dashboard is plain local http.
     cookie_secure: bool = True
+    #: Reverse proxies in front of `flywheel serve` (FLYWHEEL_TRUSTED_PROXIES, e.g. 1): their
+    #: X-Forwarded-For/-Proto name the client and the scheme. 0 (default): headers are ignored.
+    trusted_proxies: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,7 +135,15 @@ def _web_settings(env: dict[str, str], url: str) -> dict[str, Any]:
         "signin_rate_limit": env.get("FLYWHEEL_SIGNIN_RATE_LIMIT", "").strip() or "10 per minute",
         "hooks_rate_limit": env.get("FLYWHEEL_HOOKS_RATE_LIMIT", "").strip() or "2000 per second",
         "cookie_secure": secure in ("1", "true", "yes") if secure else not local,
+        "trusted_proxies": _count(env, "FLYWHEEL_TRUSTED_PROXIES"),
     }
+
+
+def _count(env: dict[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError(f"{name} must be a number of proxies from 0 to 10", hint=f"e.g. {name}=1")
+    return int(raw)
 
 
 def _webhook_settings(env: dict[str, str], url: str) -> dict[str, Any]:

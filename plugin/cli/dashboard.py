@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import webbrowser
 
 import click
@@ -40,7 +41,8 @@ def dashboard(
     else:
         app.out.print(f"Dashboard of [bold]{ws.slug}[/bold]: {url}", highlight=False)
         app.out.print(f"(a one-time sign-in link, valid {minutes} minutes; Ctrl+C stops the server)")
-    web = create_app(app.settings, app.engine)
+    # This server speaks plain http on this machine: a Secure-only cookie would never come back.
+    web = create_app(dataclasses.replace(app.settings, cookie_secure=False), app.engine)
     if not no_browser:
         webbrowser.open(url)
     run_simple(host, port, web, threaded=True, use_reloader=False, use_debugger=False)

@@ -246,8 +246,8 @@ def _member_id(app: AppContext, workspace: str | None, member: str) -> tuple[int
     """(workspace id, member id) for MEMBER given as an id or an email."""
     with app.session() as session:
         ws = app.workspace(session, workspace)
-        if member.isdigit():
-            return ws.id, int(member)
+        if member.isascii() and member.isdigit():
+            return ws.id, find_member(session, ws.id, member).id
         return ws.id, find_member(session, ws.id, member).id
 
 

@@ -27,3 +27,16 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     conn.execute(table.update().where(table.c.id < 0).values(id=table.c.id))
     start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return list(range(start + 1, start + 1 + count))
+
+
+MAX_ID = 2**31 - 1  # the largest id an INTEGER key holds on both databases
+
+
+def parse_id(text: str | None) -> int | None:
+    """An id typed by a person (a URL parameter, a form value, a command argument): ASCII digits
+    within what an INTEGER key holds, else None (``"²".isdigit()`` is true, and a 20-digit number
+    would reach the database and fail there)."""
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None

@@ -92,7 +92,7 @@ def check_v3(
 ) -> str | None:
     """None when HubSpot signed this request; else why not: ``stale`` (timestamp more than 5
     minutes away from ``now``, or not a timestamp) or ``invalid`` (the signature does not match)."""
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
         return "stale"
     age = now.timestamp() * 1000 - int(timestamp)
     if abs(age) > MAX_SKEW.total_seconds() * 1000:

@@ -161,6 +161,37 @@ def _family(conn: Connection, workspace_id: int, root: int) -> list[int]:
     return sorted(ids)
 
 
+def _same_person(conn: Connection, workspace_id: int, root: int) -> list[int]:
+    """The member, the members merged into it, and every live member sharing one of their emails
+    (not merged because the email was unverified on one platform, but the same data subject: left
+    behind, they would keep the person's data and bring the CRM contact back at the next sync)."""
+    ids = set(_family(conn, workspace_id, root))
+    while True:
+        emails, _ = _personal(conn, sorted(ids))
+        if not emails:
+            return sorted(ids)
+        m, i, known = Member, Identity, sorted(emails)
+        by_identity = select(i.member_id).where(
+            i.workspace_id == workspace_id, func.lower(i.email).in_(known)
+        )
+        twins = (
+            set(
+                conn.execute(
+                    select(m.id).where(
+                        m.workspace_id == workspace_id,
+                        m.merged_into_id.is_(None),
+                        or_(func.lower(m.primary_email).in_(known), m.id.in_(by_identity)),
+                    )
+                ).scalars()
+            )
+            - ids
+        )
+        if not twins:
+            return sorted(ids)
+        for twin in twins:
+            ids.update(_family(conn, workspace_id, twin))
+
+
 def _personal(conn: Connection, ids: Sequence[int]) -> tuple[set[str], set[str]]:
     """The person's emails (lowercased) and names, from their members and identities."""
     emails: set[str] = set()
@@ -567,7 +598,7 @@ def erase_member(
         raise ValidationFailed(
             f"member {root} was already erased", hint="`flywheel members erasures` lists the audit lines"
         )
-    ids = _family(conn, workspace_id, root)
+    ids = _same_person(conn, workspace_id, root)
     emails, names = _personal(conn, ids)
     removed: dict[str, Any] = {}
     refs, action = _crm_refs(conn, workspace_id, ids)

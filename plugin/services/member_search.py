@@ -34,6 +34,11 @@ class MemberQuery:
     active_since: datetime | None = None
 
 
+def like_escaped(text: str) -> str:
+    """``text`` inside a LIKE pattern, its own ``%``, ``_`` and ``\\`` taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _label(workspace_id: int, kind: str, label: str) -> Any:
     return exists().where(
         Score.workspace_id == workspace_id,
@@ -102,10 +107,9 @@ def search(
             stmt = stmt.where(m.id > int(after[0]))
         stmt = stmt.order_by(m.id)
     if query.q:
-        needle = f"%{query.q.lower()}%"
-        stmt = stmt.where(
-            or_(func.lower(m.display_name).like(needle), func.lower(m.primary_email).like(needle))
-        )
+        needle = f"%{like_escaped(query.q.lower())}%"
+        name, email = func.lower(m.display_name), func.lower(m.primary_email)
+        stmt = stmt.where(or_(name.like(needle, escape="\\"), email.like(needle, escape="\\")))
     for kind, label in (("advocate", query.level), ("lead", query.grade), ("churn", query.band)):
         if label:
             stmt = stmt.where(_label(workspace_id, kind, label))

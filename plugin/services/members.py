@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from connectors.records import normalize_email
+from plugin.db.ids import parse_id
 from plugin.db.models import Activity, Consent, Identity, Member, MergeLog, Organization, Score
 from plugin.errors import NotFound
 from plugin.services.score_read import words
@@ -18,8 +19,9 @@ RECENT = 10
 def find_member(session: Session, workspace_id: int, ref: str) -> Member:
     """A member by id or email; a merged member leads to the member it was merged into."""
     member: Member | None = None
-    if ref.isdigit():
-        member = session.get(Member, int(ref))
+    if ref.isascii() and ref.isdigit():
+        member_id = parse_id(ref)
+        member = session.get(Member, member_id) if member_id is not None else None
         if member is not None and member.workspace_id != workspace_id:
             member = None
     else:

@@ -15,6 +15,7 @@ from plugin.db.models import Activity, Member, MemberStats, Organization, Score,
 from plugin.db.models.score import REASON_COLUMNS, reasons_of
 from plugin.errors import NotFound, ValidationFailed
 from plugin.services.crm_pull import CUSTOMER_STAGES
+from plugin.services.member_search import like_escaped
 from plugin.services.score_read import words
 
 SORTS = ("id", "churn")
@@ -75,8 +76,9 @@ def search(
         .where(o.workspace_id == workspace_id)
     )
     if query.q:
-        needle = f"%{query.q.lower()}%"
-        stmt = stmt.where(or_(func.lower(o.name).like(needle), func.lower(o.domain).like(needle)))
+        needle = f"%{like_escaped(query.q.lower())}%"
+        name, domain = func.lower(o.name), func.lower(o.domain)
+        stmt = stmt.where(or_(name.like(needle, escape="\\"), domain.like(needle, escape="\\")))
     if query.has_customers is not None:
         customers = (
             select(literal(1))

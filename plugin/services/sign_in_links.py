@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, or_, select, update
 
 from plugin.db.models import User
 from plugin.services.secrets import derived_key
@@ -26,7 +26,8 @@ def make_link_token(settings: Settings, user_id: int, now: datetime) -> str:
 
 
 def spend(conn: Connection, settings: Settings, token: str, now: datetime) -> int | None:
-    """The user a fresh, unspent link signs in (the caller records the sign-in), else None."""
+    """The user a fresh, unspent link signs in, else None. Spending records the sign-in in the
+    same statement that checks the link is unspent, so two requests cannot both use it."""
     try:
         data = _signer(settings).loads(token)
     except BadSignature:
@@ -36,17 +37,25 @@ def spend(conn: Connection, settings: Settings, token: str, now: datetime) -> in
     made = datetime.fromtimestamp(data["t"] / 1000, tz=now.tzinfo)
     if not (made <= now < made + VALID_FOR):
         return None
-    row = conn.execute(select(User.last_login_at, User.disabled_at).where(User.id == data["u"])).first()
-    if row is None or row.disabled_at is not None or (row.last_login_at and row.last_login_at >= made):
-        return None
-    return int(data["u"])
+    spent = conn.execute(
+        update(User)
+        .where(
+            User.id == data["u"],
+            User.disabled_at.is_(None),
+            or_(User.last_login_at.is_(None), User.last_login_at < made),
+        )
+        .values(last_login_at=now)
+    )
+    return int(data["u"]) if spent.rowcount == 1 else None
 
 
 def operator(conn: Connection, workspace_id: int, slug: str) -> int:
     """The workspace's first admin user; created (with a random password nobody knows: they sign
     in by link, or an admin sets one later) when the workspace has none."""
     found = conn.execute(
-        select(User.id).where(User.workspace_id == workspace_id, User.role == "admin").order_by(User.id)
+        select(User.id)
+        .where(User.workspace_id == workspace_id, User.role == "admin", User.disabled_at.is_(None))
+        .order_by(User.id)
     ).scalar()
     if found is not None:
         return int(found)

@@ -73,8 +73,8 @@ def hubspot_card_data() -> Any:
     except ConfigError:
         unreadable = "the card's client secret cannot be read; set it with `flywheel crm card hubspot`"
         return problem(503, "Service Unavailable", unreadable)
-    if app is None:
-        return problem(404, "Not Found", "no workspace shows its CRM card to this HubSpot portal")
+    if app is None:  # the same answer as a bad signature: portal ids are not to be probed
+        return problem(401, "Unauthorized", "the request is not signed for a portal this Flywheel serves")
     why = check_v3(
         app.client_secret,
         method=request.method,

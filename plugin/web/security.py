@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from plugin.services.secrets import derived_key
 from plugin.settings import Settings
@@ -27,14 +28,21 @@ csrf = CSRFProtect()
 
 
 def token_key() -> str:
-    """Rate-limit key of an API call: its token (hashed, never kept in clear), else its address."""
+    """Rate-limit key of an API call: its token as the API reads it (hashed, never kept in clear),
+    else its address."""
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     return "addr:" + get_remote_address()
 
 
 def secure_app(app: Flask, settings: Settings) -> Limiter:
+    if settings.trusted_proxies:
+        # Behind N reverse proxies: the client address (rate limits) and scheme (HSTS, cookies)
+        # come from their X-Forwarded-* headers, and only from that many hops.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.secret_key = derived_key(settings, "flask-session")
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -64,8 +72,11 @@ def secure_app(app: Flask, settings: Settings) -> Limiter:
 
 
 def limit_api(limiter: Limiter, settings: Settings, blueprints: Iterable[Blueprint]) -> None:
+    """One budget per token across every API blueprint (a per-blueprint limit would give a token
+    the budget once per route)."""
+    shared = limiter.shared_limit(settings.api_rate_limit, scope="api", key_func=token_key)
     for bp in blueprints:
-        limiter.limit(settings.api_rate_limit, key_func=token_key)(bp)
+        shared(bp)
 
 
 def _headers(response: Response) -> Response:

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, session, url_for
-from sqlalchemy import update
 
-from plugin.db.models import User
 from plugin.services.sign_in_links import spend
 from plugin.web.context import engine, now, settings
 from plugin.web.dashboard.auth import SESSION_KEY
@@ -21,8 +19,6 @@ def follow(token: str) -> Any:
     when = now()
     with engine().begin() as conn:
         user_id = spend(conn, settings(), token, when)
-        if user_id is not None:
-            conn.execute(update(User).where(User.id == user_id).values(last_login_at=when))
     session.clear()
     if user_id is None:
         return redirect(url_for("dashboard_public.sign_in"))

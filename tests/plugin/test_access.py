@@ -91,9 +91,11 @@ def test_responses_carry_security_headers_and_the_api_is_rate_limited_per_token(
         answers[-1].headers["Content-Type"] == "application/problem+json"
         and "Retry-After" in answers[-1].headers
     )
-    assert (
-        client.get("/api/v1/members", headers=second).status_code == 200
-    )  # another token has its own budget
+    assert client.get("/api/v1/activities", headers=first).status_code == 429  # one budget, every route
+    padded = {"Authorization": f"Bearer {tokens[0]}   "}
+    assert client.get("/api/v1/members", headers=padded).status_code == 429  # the same token, padded
+    other_token = client.get("/api/v1/members", headers=second)
+    assert other_token.status_code == 200  # another token has its own budget
     page = client.get("/api/docs")
     assert (
         page.headers["X-Content-Type-Options"] == "nosniff"

@@ -506,3 +506,26 @@ def test_the_cli_exports_asks_before_erasing_and_says_what_the_crm_will_do(
     assert leftovers(engine, DANA) == []
     with engine.connect() as conn:
         assert not conn.execute(select(CrmLink).where(CrmLink.member_id == dana["me"])).all()
+
+
+def test_a_member_sharing_the_email_unmerged_is_erased_with_the_person(
+    engine: Engine, workspace_id: int
+) -> None:
+    from plugin.db.base import utcnow
+    from plugin.db.models import Identity, Member
+    from tests.plugin.helpers import record
+    from tests.plugin.test_score import ingest
+
+    twin = {"email": "sam@quill.io", "name": "Sam Quill"}
+    ingest(engine, workspace_id, [
+        record("d-1", source="discourse", **twin),
+        record("g-1", source="github", kind="post", **twin, email_verified=False),
+    ])  # fmt: skip
+    with engine.connect() as conn:
+        live = conn.execute(select(Member.id).where(Member.merged_into_id.is_(None))).scalars().all()
+    assert len(live) == 2  # the unverified email opened no merge
+    with engine.begin() as conn:
+        erase_member(conn, workspace_id, live[0], actor="test", reason="asked", now=utcnow())
+    with engine.connect() as conn:
+        assert conn.execute(select(Member.id).where(Member.merged_into_id.is_(None))).all() == []
+        assert conn.execute(select(Identity.id)).all() == []

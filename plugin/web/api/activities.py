@@ -48,7 +48,7 @@ def list_activities(args: dict[str, Any]) -> dict[str, Any]:
     """Activities of the workspace, newest recorded first (by id), with filters. 404 when
     ``member_id`` names no member of this workspace."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
-    after = cursor_key(cursor, [int])
+    after = cursor_key(cursor, [int], wide=True)
     with engine().connect() as conn:
         rows = search(conn, current().workspace_id, ActivityQuery(**args), limit, after)
     return paged(rows, limit, lambda r: [r["id"]])

@@ -23,7 +23,7 @@ from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
-from plugin.errors import FlywheelError
+from plugin.errors import ConfigError, FlywheelError
 from plugin.services.roles import allowed, roles_with
 from plugin.services.tokens import Principal, authenticate
 from plugin.web.context import engine, now
@@ -121,8 +121,49 @@ def _flywheel_error(exc: FlywheelError) -> Any:
     if fields:
         extra["errors"] = fields
     detail = f"{exc.user_message}; {exc.hint}" if exc.hint else exc.user_message
-    status = exc.http_status if exc.http_status != 500 else 500
+    # A setting of this installation is wrong: not something the caller can fix (500, with the
+    # hint for whoever reads the answer and tells the operator).
+    status = 500 if isinstance(exc, ConfigError) else exc.http_status
     return problem(status, http.HTTPStatus(status).phrase, detail, **extra)
+
+
+def if_match(header: str | None, etag: str) -> bool:
+    """RFC 9110 If-Match: ``*`` matches any current representation; otherwise one of the listed
+    entity tags must equal ``etag`` (weak tags never match: an edit needs the strong one)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip() == etag for tag in header.split(","))
+
+
+def _refuse_nul() -> Any:
+    """No stored text can hold NUL (PostgreSQL refuses it): a request carrying one anywhere (path,
+    query, JSON body) is answered 422 naming the fields, before any view reads it."""
+    if not request.path.startswith("/api/"):
+        return None
+    body = request.get_data(cache=True)
+    if "\x00" not in request.path and b"%00" not in request.query_string and b"\\u0000" not in body:
+        return None
+    fields = {name: NUL for name, value in request.args.items() if "\x00" in value}
+    data = request.get_json(silent=True)
+    if isinstance(data, dict):
+        fields |= {str(k): NUL for k, v in data.items() if _has_nul(v)}
+    return problem(422, "Unprocessable Content", "text may not contain NUL characters",
+                   errors=fields or {"_schema": NUL})  # fmt: skip
+
+
+NUL = "remove the NUL (\\u0000) characters"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def make_api(app: Any) -> FlywheelApi:
@@ -145,6 +186,7 @@ def make_api(app: Any) -> FlywheelApi:
         },
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    app.before_request(_refuse_nul)
     return api
 
 
@@ -223,15 +265,18 @@ def encode_cursor(key: Sequence[Any]) -> str:
     )
 
 
-def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None:
-    """The sort key a cursor carries, checked against the expected types; 400 on anything else."""
+def decode_cursor(cursor: str | None, types: Sequence[type], *, wide: bool = False) -> list[Any] | None:
+    """The sort key a cursor carries, checked against the expected types; 400 on anything else.
+    Ids fit a 32-bit column unless ``wide`` (the 64-bit ids of activities, deliveries, rewards
+    and score events): a larger one would reach the database and fail there."""
     if cursor is None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
         ok = isinstance(key, list) and len(key) == len(types)
-        ok = ok and all(_typed(v, t) for v, t in zip(key, types, strict=True))
+        biggest = 2**63 - 1 if wide else 2**31 - 1
+        ok = ok and all(_typed(v, t, biggest) for v, t in zip(key, types, strict=True))
     except (ValueError, TypeError):
         ok = False
     if not ok:
@@ -241,16 +286,18 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None
     return key  # type: ignore[no-any-return]
 
 
-def _typed(value: Any, kind: type) -> bool:
-    """A cursor value of the expected type that a column can be compared with (no 64-bit overflow,
-    no NaN or infinity)."""
+def _typed(value: Any, kind: type, biggest: int) -> bool:
+    """A cursor value of the expected type that a column can be compared with: never null (no
+    sort key is), no id beyond the column, no NaN or infinity."""
+    if value is None:
+        return False
     if isinstance(value, bool):
         return kind is bool
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+    if isinstance(value, int) and kind is int and not 0 <= value <= biggest:
         return False
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float | int) and not math.isfinite(value):
         return False
-    return value is None or isinstance(value, kind) or (kind is float and isinstance(value, int))
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
 
 
 def paged(rows: list[Any], limit: int, key: Callable[[Any], Sequence[Any]]) -> dict[str, Any]:

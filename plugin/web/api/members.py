@@ -17,7 +17,16 @@ from plugin.db.models.member import CONSENT_PURPOSES as PURPOSES
 from plugin.services.member_search import KINDS, SORTS, MemberQuery, search, sort_key
 from plugin.services.members import find_member, member_profile
 from plugin.services.roles import allowed
-from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.core import (
+    PageArgs,
+    blueprint,
+    current,
+    decode_cursor,
+    guarded,
+    if_match,
+    page_schema,
+    paged,
+)
 from plugin.web.api.query_args import aware_datetime, text
 from plugin.web.context import engine, now
 
@@ -244,7 +253,7 @@ def put_consent(body: dict[str, Any], member_id: int, purpose: str) -> Response:
         # cannot both pass the check below.
         session.execute(update(Member).where(Member.id == member.id).values(updated_at=now()))
         state = _consent_state(session, member.id)
-        if expected != _etag(state):
+        if not if_match(expected, _etag(state)):
             abort(412, message="the consent changed since you read it; read it again and retry")
         session.add(
             Consent(

@@ -36,6 +36,6 @@ def aware_datetime(**kwargs: Any) -> ma.fields.AwareDateTime:
     return ma.fields.AwareDateTime(default_timezone=None, validate=_utc_representable, **kwargs)
 
 
-def cursor_key(cursor: str | None, types: Sequence[type]) -> list[Any] | None:
+def cursor_key(cursor: str | None, types: Sequence[type], *, wide: bool = False) -> list[Any] | None:
     """:func:`decode_cursor` (which refuses ids no column holds and scores that are not numbers)."""
-    return decode_cursor(cursor, types)
+    return decode_cursor(cursor, types, wide=wide)

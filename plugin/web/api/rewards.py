@@ -80,7 +80,7 @@ class RewardLedgerArgs(PageArgs):
 @blp.response(200, RewardPage)
 def list_rewards(args: dict[str, Any]) -> dict[str, Any]:
     """The ledger: grants, newest first, each with the status it has now."""
-    after = decode_cursor(args["cursor"], [int])
+    after = decode_cursor(args["cursor"], [int], wide=True)
     g = RewardGrant
     query, status = _query(current().workspace_id)
     if args.get("member_id"):

@@ -150,7 +150,7 @@ def list_signals(args: dict[str, Any]) -> dict[str, Any]:
     """Score crossings, newest first: a member became a champion, a lead turned hot, a churn risk
     (a member's or an account's) turned high; each with the member's or organization's name."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
-    after = cursor_key(cursor, [int])
+    after = cursor_key(cursor, [int], wide=True)
     with engine().connect() as conn:
         rows = signals(conn, current().workspace_id, SignalQuery(**args), limit, after)
     return paged(rows, limit, lambda r: [r["id"]])

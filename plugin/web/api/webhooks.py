@@ -20,7 +20,16 @@ from plugin.db.models import WebhookDelivery, WebhookEndpoint, WebhookNotice
 from plugin.errors import NotFound, ValidationFailed
 from plugin.services.webhook_endpoints import MAX_RATE, add_endpoint, get_endpoint, rotate_secret, set_enabled
 from plugin.services.webhook_outbox import deliveries, recover, replay
-from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.core import (
+    PageArgs,
+    blueprint,
+    current,
+    decode_cursor,
+    guarded,
+    if_match,
+    page_schema,
+    paged,
+)
 from plugin.web.context import engine, now, settings
 from webhooks.events import EVENT_TYPES
 
@@ -63,16 +72,10 @@ def _text(low: int, high: int, shape: ma.validate.Regexp = NO_CONTROLS, **kwargs
     return F.String(validate=[ma.validate.Length(low, high), shape, plain_text], **kwargs)
 
 
-def after_id(cursor: str | None) -> int | None:
+def after_id(cursor: str | None, *, wide: bool = False) -> int | None:
     """The id a cursor of an id-ordered page carries (400 on anything this API did not give)."""
-    key = decode_cursor(cursor, [int])
-    if key is None:
-        return None
-    if key[0] is None or not 0 <= key[0] <= MAX_BIG_ID:
-        abort(
-            400, message="the cursor is not one this API gave", errors={"cursor": "use next_cursor as given"}
-        )
-    return int(key[0])
+    key = decode_cursor(cursor, [int], wide=wide)
+    return None if key is None else int(key[0])
 
 
 def _id_or_404(value: int, what: str) -> int:
@@ -288,7 +291,7 @@ def patch_endpoint(body: dict[str, Any], endpoint_id: int) -> tuple[dict[str, An
         if not touched.rowcount:
             raise NotFound(f"no webhook endpoint {endpoint_id}")
         row = get_endpoint(session, ws, endpoint_id)
-        if expected != _etag(row):
+        if not if_match(expected, _etag(row)):
             abort(412, message="the endpoint changed since you read it; read it again and retry")
         if "description" in body:
             row.description = body["description"]
@@ -414,7 +417,7 @@ def list_deliveries(args: dict[str, Any]) -> dict[str, Any]:
     with engine().connect() as conn:
         rows = deliveries(
             conn, current().workspace_id, endpoint_id=args.get("endpoint_id"), status=args.get("status"),
-            msg_id=args.get("msg_id"), before_id=after_id(args["cursor"]), limit=args["limit"] + 1,
+            msg_id=args.get("msg_id"), before_id=after_id(args["cursor"], wide=True), limit=args["limit"] + 1,
         )  # fmt: skip
     return paged(rows, args["limit"], lambda r: [r["id"]])
 

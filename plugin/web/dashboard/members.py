@@ -9,6 +9,7 @@ from flask import g, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from plugin.db.ids import parse_id
 from plugin.db.models import Activity, Panel, PanelMember, Referral, ReferralInvite
 from plugin.services.member_search import SORTS, MemberQuery, search
 from plugin.services.members import find_member, member_profile
@@ -31,8 +32,8 @@ def members() -> Any:
     sort = sort if sort in SORTS else "id"
     after: list[Any] | None = None
     try:
-        if request.args.get("after_id"):
-            after_id = int(request.args["after_id"])
+        after_id = parse_id(request.args.get("after_id"))
+        if after_id is not None:
             after = [after_id] if sort == "id" else [float(request.args["after_score"]), after_id]
     except (KeyError, ValueError):
         after = None

@@ -9,6 +9,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from sqlalchemy import select
 
+from plugin.db.ids import parse_id
 from plugin.db.models import Activity, Member
 from plugin.db.sql import in_values
 from plugin.errors import FlywheelError
@@ -33,10 +34,8 @@ def _float(value: str | None) -> float | None:
 
 
 def _int(value: str | None, default: int = 0) -> int:
-    try:
-        return max(int(value or default), 0)
-    except ValueError:
-        return default
+    found = parse_id(value)
+    return default if found is None else found
 
 
 @pages_bp.get("/advocates")
@@ -69,7 +68,7 @@ def advocates() -> Any:
 @pages_bp.post("/advocates/invite")
 @require("referrals:write")
 def invite_advocates() -> Any:
-    ids = [int(v) for v in request.form.getlist("member") if v.isdigit()]
+    ids = [i for i in (parse_id(v) for v in request.form.getlist("member")) if i is not None]
     campaign = request.form.get("campaign", "")
     try:
         with engine().begin() as conn:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from sqlalchemy.orm import Session
 
+from plugin.db.ids import parse_id
 from plugin.errors import FlywheelError
 from plugin.services.webhook_endpoints import list_endpoints, notices
 from plugin.services.webhook_outbox import deliveries, replay
@@ -16,7 +17,7 @@ from plugin.web.dashboard.common import page, require, user
 
 
 def _endpoint_arg(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return parse_id(value)
 
 
 @pages_bp.get("/webhooks")

@@ -69,3 +69,30 @@ def test_consent_edits_need_the_etag_they_read_and_refuse_a_stale_one(
         ).status_code
         == 403
     )
+
+
+def test_input_no_column_can_hold_is_refused_with_a_problem_not_a_crash(
+    client: FlaskClient, auth: Auth, scored: dict[str, int]
+) -> None:
+    import base64
+
+    admin = auth("admin")
+
+    def cursor(key: str) -> str:
+        return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+    for key in ("[null]", "[3000000000]", "[-1]", "[1e999]"):
+        answer = client.get(f"/api/v1/members?cursor={cursor(key)}", headers=admin)
+        assert answer.status_code == 400 and "cursor" in answer.json["errors"], key
+    url = f"/api/v1/members/{scored['ann']}/consent"
+    etag = client.get(url, headers=admin).headers["ETag"]
+    nul = client.put(
+        url + "/research", json={"granted": True, "source": "a\u0000b"}, headers={**admin, "If-Match": etag}
+    )
+    assert nul.status_code == 422 and nul.headers["Content-Type"] == "application/problem+json"
+    assert client.get("/api/v1/members?q=a%00b", headers=admin).status_code == 422
+    anyone = client.put(url + "/research", json={"granted": False}, headers={**admin, "If-Match": "*"})
+    assert anyone.status_code == 200 and anyone.json["research"]["granted"] is False  # RFC 9110: * matches
+    assert (
+        client.get("/api/v1/members?q=_", headers=admin).json["items"] == []
+    )  # _ is a character, not a wildcard
