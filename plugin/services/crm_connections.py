@@ -34,6 +34,7 @@ from plugin.errors import (
     TransientError,
     ValidationFailed,
 )
+from plugin.services.gdpr import account_changed
 from plugin.services.secrets import decrypt, encrypt
 from plugin.settings import Settings, beside_database
 
@@ -108,9 +109,11 @@ def _forget_account(session: Session, row: CrmConnection) -> None:
     """New credentials or another address may be another CRM account: what was sent to the old
     one (record ids, hashes, company ids, deals) says nothing about the new one, so every member
     is sent again on the next sync (upserts by email and companies found by domain create nothing
-    twice if it is the same account). Past signals are not noted again: notes start from now."""
+    twice if it is the same account). Past signals are not noted again: notes start from now.
+    Pending erasures of the old account's records are closed, never sent to the new account."""
     for model in (CrmLink, CrmCompanyLink, CrmDeal):
         session.execute(delete(model).where(model.connection_id == row.id))
+    account_changed(session.connection(), row.workspace_id, row.id)
     latest = session.execute(
         select(func.coalesce(func.max(ScoreEvent.id), 0)).where(ScoreEvent.workspace_id == row.workspace_id)
     ).scalar_one()

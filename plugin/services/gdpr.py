@@ -815,6 +815,29 @@ def _record(conn: Connection, erasure_id: int, outcomes: Mapping[int, tuple[bool
     )
 
 
+def account_changed(conn: Connection, workspace_id: int, connection_id: int) -> int:
+    """A connection now points at another CRM account (new credentials or address): its pending
+    erasure records name ids of the old account, which in the new one could be another person.
+    They are closed, not sent, with what to do by hand; returns how many."""
+    why = "not handled: the CRM account changed first; remove the record from the old account by hand"
+    closed = 0
+    pending = conn.execute(
+        select(Erasure.id, Erasure.crm_refs).where(
+            Erasure.workspace_id == workspace_id, Erasure.crm_done_at.is_(None)
+        )
+    ).all()
+    for erasure_id, refs in pending:
+        outcomes = {
+            i: (True, why)
+            for i, ref in enumerate(refs or [])
+            if ref.get("connection_id") == connection_id and not ref.get("done_at")
+        }
+        if outcomes:
+            _record(conn, erasure_id, outcomes)
+            closed += len(outcomes)
+    return closed
+
+
 # -- the audit lines -----------------------------------------------------------------------------
 
 

@@ -529,3 +529,30 @@ def test_a_member_sharing_the_email_unmerged_is_erased_with_the_person(
     with engine.connect() as conn:
         assert conn.execute(select(Member.id).where(Member.merged_into_id.is_(None))).all() == []
         assert conn.execute(select(Identity.id)).all() == []
+
+
+def test_a_pending_erasure_is_never_sent_to_another_crm_account(
+    engine: Engine, settings: Settings, workspace_id: int
+) -> None:
+    from plugin.db.base import utcnow
+    from plugin.db.models import CrmConnection, CrmLink, Erasure, Member
+    from plugin.services.crm_connections import save_connection
+
+    row = save_connection(engine, settings, workspace_id, "hubspot", {"token": "account-a"}, None)
+    with engine.begin() as conn:
+        member = conn.execute(
+            insert(Member).values(
+                workspace_id=workspace_id, display_name="Dana", primary_email="dana@a.example"
+            )
+        ).inserted_primary_key[0]
+        conn.execute(insert(CrmLink).values(connection_id=row.id, member_id=member, crm_id="101"))
+        erasure = erase_member(conn, workspace_id, member, actor="test", reason=None, now=utcnow())
+    with engine.connect() as conn:
+        assert conn.execute(select(Erasure.crm_done_at).where(Erasure.id == erasure)).scalar() is None
+    save_connection(
+        engine, settings, workspace_id, "hubspot", {"token": "account-b"}, None
+    )  # another account
+    with engine.connect() as conn:
+        line = conn.execute(select(Erasure.crm_done_at, Erasure.crm_refs).where(Erasure.id == erasure)).one()
+        assert conn.execute(select(CrmConnection.id)).scalar() == row.id
+    assert line.crm_done_at is not None and "account changed" in line.crm_refs[0]["result"]
