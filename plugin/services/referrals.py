@@ -76,19 +76,10 @@ def invite(
         )
     when = now or utcnow()
     s = Score
-    chosen = list(
-        conn.execute(
-            select(s.subject_id)
-            .where(
-                s.workspace_id == workspace_id,
-                s.kind == "advocate",
-                s.subject == "member",
-                s.label.in_(levels),
-                s.score >= (min_score if min_score is not None else float("-inf")),
-            )
-            .order_by(s.score.desc(), s.subject_id)
-        ).scalars()
-    )
+    chosen = _advocates(
+        conn, workspace_id, s.label.in_(levels),
+        s.score >= (min_score if min_score is not None else float("-inf")),
+    )  # fmt: skip
     return _invite_chosen(
         conn, workspace_id, chosen, Invited(), campaign=campaign, policy=policy, public_url=public_url,
         now=when, limit=limit,
@@ -115,19 +106,7 @@ def invite_members(
         raise ValidationFailed(
             "pick the advocates to invite", fields={"members": f"1 to {MAX_PICKED} at once"}
         )
-    s = Score
-    chosen = list(
-        conn.execute(
-            select(s.subject_id)
-            .where(
-                s.workspace_id == workspace_id,
-                s.kind == "advocate",
-                s.subject == "member",
-                in_values(conn, s.subject_id, list(member_ids)),
-            )
-            .order_by(s.score.desc(), s.subject_id)
-        ).scalars()
-    )
+    chosen = _advocates(conn, workspace_id, in_values(conn, Score.subject_id, list(member_ids)))
     result = Invited()
     result.skipped["not an advocate of this workspace"] = len(set(member_ids)) - len(chosen)
     return _invite_chosen(
@@ -143,6 +122,18 @@ def new_code() -> str:
         code = secrets.token_urlsafe(9)
         if code[0].isalnum():
             return code
+
+
+def _advocates(conn: Connection, workspace_id: int, *where: Any) -> list[int]:
+    """Advocates of the workspace meeting ``where``, best first."""
+    s = Score
+    return list(
+        conn.execute(
+            select(s.subject_id)
+            .where(s.workspace_id == workspace_id, s.kind == "advocate", s.subject == "member", *where)
+            .order_by(s.score.desc(), s.subject_id)
+        ).scalars()
+    )
 
 
 def _need_url(public_url: str | None) -> None:
