@@ -26,6 +26,10 @@ ELIGIBILITY = {
 EXCLUSIONS = {"own_domains": list, "competitor_domains": list, "other_active_panels": bool}
 
 
+MAX_DAYS = 36_500  # a hundred years: further back than any community's history, within a date's range
+MAX_PLACES = 100_000  # places on one panel (a focus group is dozens)
+
+
 def _bad(key: str, what: str) -> ValidationFailed:
     return ValidationFailed(f"the panel file's {key} {what}", fields={key: what})
 
@@ -37,6 +41,9 @@ def _typed(section: dict[str, Any], known: dict[str, type], prefix: str) -> dict
             raise _bad(f"{prefix}.{key}", f"is not a known setting (known: {', '.join(known)})")
         if not isinstance(value, known[key]) or isinstance(value, bool) != (known[key] is bool):
             raise _bad(f"{prefix}.{key}", f"must be a {known[key].__name__}")
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_DAYS:
+            # the whole-number settings are day counts
+            raise _bad(f"{prefix}.{key}", f"must be a number of days from 0 to {MAX_DAYS:,}")
         out[key] = value
     return out
 
@@ -48,10 +55,10 @@ def parse_spec(data: dict[str, Any]) -> dict[str, Any]:
     if "\n" in name or "\r" in name or len(name) > 200:
         raise _bad("name", "must be one line of at most 200 characters (it is an email subject)")
     size, reserve = data.get("size"), data.get("reserve", 0)
-    if not isinstance(size, int) or size < 1:
-        raise _bad("size", "must be a whole number above zero")
-    if not isinstance(reserve, int) or reserve < 0:
-        raise _bad("reserve", "must be a whole number, 0 or more")
+    if not isinstance(size, int) or not 1 <= size <= MAX_PLACES:
+        raise _bad("size", f"must be a whole number from 1 to {MAX_PLACES:,}")
+    if not isinstance(reserve, int) or not 0 <= reserve <= MAX_PLACES:
+        raise _bad("reserve", f"must be a whole number from 0 to {MAX_PLACES:,}")
     stratify = data.get("stratify_by", "customer")
     if stratify not in STRATA:
         raise _bad("stratify_by", f"must be one of {', '.join(STRATA)}")
@@ -70,7 +77,7 @@ def parse_spec(data: dict[str, Any]) -> dict[str, Any]:
     checked: dict[str, dict[str, int]] = {}
     for stratum, q in quotas.items():
         low, high = (q or {}).get("min", 0), (q or {}).get("max")
-        if not isinstance(low, int) or not isinstance(high, int) or not 0 <= low <= high:
+        if not isinstance(low, int) or not isinstance(high, int) or not 0 <= low <= high <= MAX_PLACES:
             raise _bad(f"quotas.{stratum}", "needs whole numbers 0 <= min <= max")
         checked[stratum] = {"min": low, "max": high}
     if sum(q["min"] for q in checked.values()) > size:

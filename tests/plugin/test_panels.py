@@ -287,3 +287,19 @@ def test_an_answer_given_twice_replaces_once_and_a_disqualified_member_cannot_ac
         panels.respond(conn, workspace_id, panel_id, other["member_id"], "disqualified", rules=rules)
         with pytest.raises(ValidationFailed, match="cannot be accepted"):
             panels.respond(conn, workspace_id, panel_id, other["member_id"], "accepted", rules=rules)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"eligibility": {"min_tenure_days": 999_999_999_999}}, "eligibility.min_tenure_days"),
+        ({"size": 10**20}, "size"),
+        ({"reserve": -1}, "reserve"),
+        ({"quotas": {"customer": {"min": 0, "max": 10**20}}}, "quotas.customer"),
+    ],
+)
+def test_numbers_no_panel_or_date_can_hold_are_refused_by_name(change: dict, field: str) -> None:
+    spec = {"name": "Beta", "size": 4, "quotas": {"customer": {"min": 0, "max": 4}}} | change
+    with pytest.raises(ValidationFailed) as refused:
+        parse_spec(spec)
+    assert field in refused.value.fields
