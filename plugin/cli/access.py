@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
 from typing import Any
@@ -11,7 +10,7 @@ import click
 from rich.table import Table
 from sqlalchemy import select
 
-from plugin.cli.context import AppContext, handle_errors, json_option, pass_app
+from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, secret_input
 from plugin.db.base import utcnow
 from plugin.db.models import User, Workspace
 from plugin.db.models.workspace import ROLES
@@ -184,18 +183,8 @@ def users_create(
 ) -> None:
     """Create a dashboard user. The password is never taken as an argument (it would stay in the
     shell history): it is asked for, or read from the variable --password-env names."""
-    if password_env:
-        password = os.environ.get(password_env, "")
-        if not password:
-            raise ValidationFailed(
-                f"{password_env} is empty",
-                fields={"password": "set the variable"},
-                hint=f"export {password_env}=... (at least {MIN_PASSWORD} characters)",
-            )
-    else:
-        password = click.prompt(
-            f"Password (at least {MIN_PASSWORD} characters)", hide_input=True, confirmation_prompt=True
-        )
+    rule = f"at least {MIN_PASSWORD} characters"
+    password = secret_input(password_env, "password", f"Password ({rule})", confirm=True, hint=rule)
     with app.session() as session:
         ws = get_workspace(session, workspace)
         user_id = create_user(session.connection(), ws.id, email, role, password, name)

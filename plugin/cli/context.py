@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from plugin.db.engine import make_engine, make_sessionmaker
 from plugin.db.migrate import current_revision, head_revision, upgrade
 from plugin.db.models import Workspace
-from plugin.errors import ConfigError, FlywheelError
+from plugin.errors import ConfigError, FlywheelError, ValidationFailed
 from plugin.services.workspaces import ensure_workspace, get_workspace
 from plugin.settings import Settings, load_settings
 
@@ -115,6 +116,24 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise SystemExit(exc.exit_code) from None
 
     return wrapper
+
+
+def secret_input(
+    env_var: str | None, field: str, prompt: str, *, confirm: bool = False, hint: str = ""
+) -> str:
+    """A secret from the environment variable a flag names, else asked for on the terminal (hidden,
+    on stderr so --json output stays clean); never a plain argument, which stays in shell history."""
+    if env_var:
+        value = os.environ.get(env_var, "")
+        if not value:
+            raise ValidationFailed(
+                f"the environment variable {env_var} is empty or not set",
+                fields={field: "not set"},
+                hint=f"export {env_var}=...{f' ({hint})' if hint else ''}, then run this again",
+            )
+        return value
+    answer: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    return answer
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -9,7 +9,14 @@ from sqlalchemy import func, select
 
 from connectors.crm.salesforce import sf_name
 from connectors.errors import CrmError
-from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
+from plugin.cli.context import (
+    AppContext,
+    handle_errors,
+    json_option,
+    pass_app,
+    secret_input,
+    workspace_option,
+)
 from plugin.db.models import CrmLink
 from plugin.errors import ValidationFailed
 from plugin.services.crm_connections import (
@@ -360,8 +367,6 @@ def card_hubspot(
 ) -> None:
     """Answer the HubSpot CRM card of one portal (requests signed with the app's client secret,
     which is stored encrypted and never printed); without options, show the card's setup."""
-    import os
-
     from plugin.services.crm_connections import card_portal, set_hubspot_card
 
     with app.session() as session:
@@ -370,16 +375,12 @@ def card_hubspot(
     if off:
         row = set_hubspot_card(app.engine, app.settings, row, None, None)
     elif portal_id is not None:
-        if client_secret_env:
-            secret = os.environ.get(client_secret_env, "")
-            if not secret:
-                raise ValidationFailed(
-                    f"the environment variable {client_secret_env} is empty or not set",
-                    fields={"client_secret_env": "not set"},
-                    hint=f"export {client_secret_env}=... (the app's client secret), then run this again",
-                )
-        else:
-            secret = click.prompt("HubSpot app client secret", hide_input=True, err=True)
+        secret = secret_input(
+            client_secret_env,
+            "client_secret_env",
+            "HubSpot app client secret",
+            hint="the app's client secret",
+        )
         row = set_hubspot_card(app.engine, app.settings, row, portal_id, secret)
     portal = card_portal(row)
     base = app.settings.public_url

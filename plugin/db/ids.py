@@ -30,6 +30,7 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
 
 
 MAX_ID = 2**31 - 1  # the largest id an INTEGER key holds on both databases
+MAX_BIG_ID = 2**63 - 1  # ... and a BIGINT key (activities, deliveries, rewards, score events)
 
 
 def parse_id(text: str | None) -> int | None:

@@ -11,6 +11,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Connection, insert, or_, select, update
 
 from plugin.db.models import User
+from plugin.services import users
 from plugin.services.secrets import derived_key
 from plugin.settings import Settings
 
@@ -59,8 +60,6 @@ def operator(conn: Connection, workspace_id: int, slug: str) -> int:
     ).scalar()
     if found is not None:
         return int(found)
-    from plugin.services.users import HASHER
-
     email = f"owner@{slug}.flywheel.invalid"  # .invalid: a reserved name that can never receive mail
     row = conn.execute(
         insert(User).values(
@@ -68,7 +67,7 @@ def operator(conn: Connection, workspace_id: int, slug: str) -> int:
             email=email,
             name="Owner",
             role="admin",
-            password_hash=HASHER.hash(secrets.token_urlsafe(32)),
+            password_hash=users.HASHER.hash(secrets.token_urlsafe(32)),
         )
     )
     return int(row.inserted_primary_key[0])  # type: ignore[index]

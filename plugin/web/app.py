@@ -12,6 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from plugin.db.base import utcnow
 from plugin.db.engine import make_engine
+from plugin.db.ids import MAX_ID
 from plugin.db.migrate import is_current, upgrade
 from plugin.errors import ConfigError
 from plugin.settings import Settings, load_settings
@@ -28,7 +29,7 @@ class StoredInt(IntegerConverter):
     def __init__(
         self, url_map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None
     ) -> None:
-        super().__init__(url_map, fixed_digits, min, max if max is not None else 2**31 - 1)
+        super().__init__(url_map, fixed_digits, min, max if max is not None else MAX_ID)
 
 
 def create_app(

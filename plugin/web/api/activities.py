@@ -6,9 +6,10 @@ from typing import Any
 
 import marshmallow as ma
 
+from plugin.db.ids import MAX_ID
 from plugin.services.activity_search import ActivityQuery, search
-from plugin.web.api.core import PageArgs, blueprint, current, guarded, page_schema, paged
-from plugin.web.api.query_args import aware_datetime, cursor_key, text
+from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.query_args import aware_datetime, text
 from plugin.web.context import engine
 
 blp = blueprint("activities", "/activities", "Activities: what members did, on which platform, when")
@@ -28,7 +29,7 @@ class ActivityRecord(ma.Schema):
 
 class ActivityArgs(PageArgs):
     member_id = F.Integer(
-        validate=ma.validate.Range(1, 2**31 - 1),
+        validate=ma.validate.Range(1, MAX_ID),
         metadata={"description": "one member's activities (a merged member's: those of its survivor)"},
     )
     type = text(64)
@@ -48,7 +49,7 @@ def list_activities(args: dict[str, Any]) -> dict[str, Any]:
     """Activities of the workspace, newest recorded first (by id), with filters. 404 when
     ``member_id`` names no member of this workspace."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
-    after = cursor_key(cursor, [int], wide=True)
+    after = decode_cursor(cursor, [int], wide=True)
     with engine().connect() as conn:
         rows = search(conn, current().workspace_id, ActivityQuery(**args), limit, after)
     return paged(rows, limit, lambda r: [r["id"]])

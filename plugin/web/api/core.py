@@ -23,6 +23,7 @@ from flask_smorest import Api, Blueprint, abort
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from plugin.db.ids import MAX_BIG_ID, MAX_ID
 from plugin.errors import ConfigError, FlywheelError
 from plugin.services.roles import allowed, roles_with
 from plugin.services.tokens import Principal, authenticate
@@ -275,7 +276,7 @@ def decode_cursor(cursor: str | None, types: Sequence[type], *, wide: bool = Fal
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
         ok = isinstance(key, list) and len(key) == len(types)
-        biggest = 2**63 - 1 if wide else 2**31 - 1
+        biggest = MAX_BIG_ID if wide else MAX_ID
         ok = ok and all(_typed(v, t, biggest) for v, t in zip(key, types, strict=True))
     except (ValueError, TypeError):
         ok = False

@@ -8,11 +8,12 @@ import marshmallow as ma
 from sqlalchemy import Row, func, select
 
 from plugin.db.base import table_of
+from plugin.db.ids import MAX_ID
 from plugin.db.models import CrmConnection, CrmSyncRun
 from plugin.errors import NotFound
 from plugin.services.crm_connections import KINDS, SANDBOX
 from plugin.web.api.core import PageArgs, blueprint, current, guarded, page_schema, paged
-from plugin.web.api.webhooks import MAX_ID, after_id
+from plugin.web.api.webhooks import after_id
 from plugin.web.context import engine, now
 
 blp = blueprint("crm", "/crm", "CRM connections and their sync runs")
@@ -157,7 +158,7 @@ def list_connections() -> list[dict[str, Any]]:
 @blp.response(200, CrmConnectionItem)
 def get_connection(connection_id: int) -> dict[str, Any]:
     """One CRM connection (no credentials)."""
-    found = _connections(connection_id) if connection_id <= MAX_ID else []
+    found = _connections(connection_id)
     if not found:
         raise NotFound(f"no CRM connection {connection_id}")
     return found[0]

@@ -12,6 +12,7 @@ from flask_smorest import abort
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from plugin.db.ids import MAX_ID
 from plugin.db.models import Activity, Consent, Member, MergeSuggestion
 from plugin.db.models.member import CONSENT_PURPOSES as PURPOSES
 from plugin.services.member_search import KINDS, SORTS, MemberQuery, search, sort_key
@@ -66,7 +67,7 @@ class MemberArgs(PageArgs):
     band = text(24, metadata={"description": "churn band"})
     hot = F.Boolean()
     segment = F.String(validate=ma.validate.OneOf(("customer", "prospect")))
-    organization_id = F.Integer(validate=ma.validate.Range(1, 2**31 - 1))
+    organization_id = F.Integer(validate=ma.validate.Range(1, MAX_ID))
     activity_type = text(64)
     active_since = aware_datetime()
 

@@ -7,13 +7,12 @@ from typing import Any
 import marshmallow as ma
 
 from plugin.services.org_read import PEOPLE, SORTS, OrgQuery, organization_detail, search, sort_key
-from plugin.web.api.core import PageArgs, blueprint, current, guarded, page_schema, paged
-from plugin.web.api.query_args import cursor_key, text
+from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.query_args import text
 from plugin.web.context import engine
 
 blp = blueprint("organizations", "/organizations", "Organizations (accounts): people, customers, churn risk")
 F = ma.fields
-MAX_ID = 2**31 - 1
 
 
 class OrgChurnBrief(ma.Schema):
@@ -61,7 +60,7 @@ def list_organizations(args: dict[str, Any]) -> dict[str, Any]:
     """Organizations of the workspace by id, or by account churn risk (``sort=churn``), with filters."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
     query = OrgQuery(**args)
-    after = cursor_key(cursor, [int] if query.sort == "id" else [float, int])
+    after = decode_cursor(cursor, [int] if query.sort == "id" else [float, int])
     with engine().connect() as conn:
         rows = search(conn, current().workspace_id, query, limit, after)
     return paged(rows, limit, sort_key(query.sort))
@@ -102,7 +101,7 @@ class OrganizationDetail(OrganizationItem):
     )
 
 
-@blp.get(f"/<int(max={MAX_ID}):org_id>")
+@blp.get("/<int:org_id>")
 @guarded(blp, "organizations:read")
 @blp.response(200, OrganizationDetail)
 def get_organization(org_id: int) -> dict[str, Any]:

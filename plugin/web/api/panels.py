@@ -10,6 +10,7 @@ import marshmallow as ma
 from flask_smorest import abort
 from sqlalchemy import select
 
+from plugin.db.ids import MAX_ID
 from plugin.db.models import Panel
 from plugin.services import panel_invites
 from plugin.services import panels as service
@@ -21,7 +22,6 @@ from plugin.web.context import engine, now, settings
 blp = blueprint("panels", "/panels", "Insight panels: eligibility, quotas, a seeded draw, invitations")
 F = ma.fields
 V = ma.validate
-MAX_ID = 2**31 - 1
 PANEL_STATUSES = ("draft", "drawn", "closed")
 PLACES = V.Range(0, 100_000)
 DAYS = V.Range(0, 36_500)
@@ -89,7 +89,7 @@ class PanelSpec(ma.Schema):
     seed = F.Integer(
         strict=True,
         allow_none=True,
-        validate=V.Range(0, 2**31 - 1),
+        validate=V.Range(0, MAX_ID),
         metadata={"description": "the default seed of the draw"},
     )
     eligibility = F.Nested(PanelEligibility)
@@ -202,7 +202,7 @@ def create_panel(body: dict[str, Any]) -> dict[str, Any]:
         return _detail(conn, workspace_id, panel_id)
 
 
-PANEL = f"/<int(max={MAX_ID}):panel_id>"
+PANEL = "/<int:panel_id>"
 
 
 @blp.get(PANEL)
@@ -252,7 +252,7 @@ class PanelDrawBody(ma.Schema):
     seed = F.Integer(
         strict=True,
         allow_none=True,
-        validate=V.Range(0, 2**31 - 1),
+        validate=V.Range(0, MAX_ID),
         metadata={"description": "overrides the spec's seed; without either a random one is recorded"},
     )
 

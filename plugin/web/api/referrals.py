@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from sqlalchemy import Connection, select
 
+from plugin.db.ids import MAX_ID
 from plugin.db.models import Referral, ReferralInvite
 from plugin.errors import NotFound
 from plugin.services.program_rules import load_programs
@@ -18,7 +19,6 @@ from plugin.web.context import engine, now, settings
 blp = blueprint("referrals", "/referrals", "Referral program: invitations, referrals, the review queue")
 F = ma.fields
 STATUSES = ("pending", "held", "converted", "rejected")
-MAX_ID = 2**31 - 1
 
 
 class ReferralItem(ma.Schema):
@@ -95,7 +95,7 @@ def list_referrals(args: dict[str, Any]) -> dict[str, Any]:
     return paged(rows, args["limit"], lambda r: [r["id"]])
 
 
-@blp.get(f"/<int(max={MAX_ID}):referral_id>")
+@blp.get("/<int:referral_id>")
 @guarded(blp, "referrals:read")
 @blp.response(200, ReferralItem)
 def get_referral(referral_id: int) -> dict[str, Any]:
@@ -182,7 +182,7 @@ class ReferralReviewBody(ma.Schema):
     accept = F.Boolean(required=True, metadata={"description": "true: back to pending; false: rejected"})
 
 
-@blp.post(f"/<int(max={MAX_ID}):referral_id>/review")
+@blp.post("/<int:referral_id>/review")
 @guarded(blp, "referrals:write")
 @blp.arguments(ReferralReviewBody)
 @blp.response(200, ReferralItem)

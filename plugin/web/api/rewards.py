@@ -9,6 +9,7 @@ import marshmallow as ma
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
+from plugin.db.ids import MAX_BIG_ID, MAX_ID
 from plugin.db.models import RewardGrant, RewardLine
 from plugin.errors import ConfigError, NotFound, ValidationFailed
 from plugin.services.program_rules import KINDS, check_kind, load_rules, money
@@ -18,8 +19,6 @@ from plugin.web.context import engine, now, settings
 
 blp = blueprint("rewards", "/rewards", "Rewards: the ledger, balances, grants, approvals and payouts")
 F = ma.fields
-MAX_ID = 2**63 - 1
-MAX_MEMBER = 2**31 - 1
 DECIMAL = {"description": 'an exact decimal as a string, e.g. "12.50"', "example": "12.50"}
 
 
@@ -69,7 +68,7 @@ def _one(conn: Connection, workspace_id: int, grant_id: int) -> dict[str, Any]:
 
 
 class RewardLedgerArgs(PageArgs):
-    member_id = F.Integer(validate=ma.validate.Range(1, MAX_MEMBER))
+    member_id = F.Integer(validate=ma.validate.Range(1, MAX_ID))
     status = F.String(validate=ma.validate.OneOf(STATUSES), metadata={"description": "the status now"})
     reason = F.String(validate=ma.validate.OneOf(REASONS))
 
@@ -97,7 +96,7 @@ def list_rewards(args: dict[str, Any]) -> dict[str, Any]:
 
 
 class RewardBalanceArgs(ma.Schema):
-    member_id = F.Integer(validate=ma.validate.Range(1, MAX_MEMBER))
+    member_id = F.Integer(validate=ma.validate.Range(1, MAX_ID))
 
 
 class RewardBalance(ma.Schema):
@@ -119,7 +118,7 @@ def reward_balances(args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class RewardGrantBody(ma.Schema):
-    member_id = F.Integer(required=True, validate=ma.validate.Range(1, MAX_MEMBER))
+    member_id = F.Integer(required=True, validate=ma.validate.Range(1, MAX_ID))
     key = F.String(
         required=True,
         validate=ma.validate.Length(1, 255),
@@ -138,7 +137,7 @@ class RewardGrantBody(ma.Schema):
     note = F.String(allow_none=True, validate=ma.validate.Length(max=500))
     corrects = F.Integer(
         allow_none=True,
-        validate=ma.validate.Range(1, MAX_ID),
+        validate=ma.validate.Range(1, MAX_BIG_ID),
         metadata={"description": "the grant this one corrects (its amount may then be negative)"},
     )
 
@@ -225,7 +224,7 @@ class RewardMoved(RewardItem):
     previous_status = F.String(required=True, validate=ma.validate.OneOf(STATUSES))
 
 
-@blp.post(f"/<int(max={MAX_ID}):reward_id>/status")
+@blp.post(f"/<int(max={MAX_BIG_ID}):reward_id>/status")
 @guarded(blp, "rewards:write")
 @blp.arguments(RewardStatusBody)
 @blp.response(200, RewardMoved)

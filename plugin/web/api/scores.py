@@ -18,8 +18,8 @@ from plugin.services.score_lists import (
     runs,
     signals,
 )
-from plugin.web.api.core import PageArgs, blueprint, current, guarded, page_schema, paged
-from plugin.web.api.query_args import aware_datetime, cursor_key, text
+from plugin.web.api.core import PageArgs, blueprint, current, decode_cursor, guarded, page_schema, paged
+from plugin.web.api.query_args import aware_datetime, text
 from plugin.web.context import engine
 
 blp = blueprint(
@@ -95,7 +95,7 @@ ScoringRunPage = page_schema(ScoringRun, "ScoringRunPage")
 @blp.response(200, ScoringRunPage)
 def list_runs(args: dict[str, Any]) -> dict[str, Any]:
     """Scoring runs, newest first: model version, weights hash, as-of date, mode, counts, times."""
-    after = cursor_key(args["cursor"], [int])
+    after = decode_cursor(args["cursor"], [int])
     with engine().connect() as conn:
         rows = runs(conn, current().workspace_id, args["limit"], after)
     return paged(rows, args["limit"], lambda r: [r["id"]])
@@ -109,7 +109,7 @@ def list_scores(args: dict[str, Any], kind: str) -> dict[str, Any]:
     """Members (or, for churn, organizations with ``subject=organization``) ranked by a score,
     highest first (hot leads before the others), with label, reasons in words, and filters."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
-    after = cursor_key(cursor, cursor_types(kind))
+    after = decode_cursor(cursor, cursor_types(kind))
     with engine().connect() as conn:
         rows = ranked(conn, current().workspace_id, ScoreQuery(kind=kind, **args), limit, after)
     return paged(rows, limit, rank_key(kind))
@@ -150,7 +150,7 @@ def list_signals(args: dict[str, Any]) -> dict[str, Any]:
     """Score crossings, newest first: a member became a champion, a lead turned hot, a churn risk
     (a member's or an account's) turned high; each with the member's or organization's name."""
     limit, cursor = args.pop("limit"), args.pop("cursor")
-    after = cursor_key(cursor, [int], wide=True)
+    after = decode_cursor(cursor, [int], wide=True)
     with engine().connect() as conn:
         rows = signals(conn, current().workspace_id, SignalQuery(**args), limit, after)
     return paged(rows, limit, lambda r: [r["id"]])
