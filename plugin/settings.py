@@ -61,6 +61,9 @@ class Settings:
     #: Reverse proxies in front of `flywheel serve` (FLYWHEEL_TRUSTED_PROXIES, e.g. 1): their
     #: X-Forwarded-For/-Proto name the client and the scheme. 0 (default): headers are ignored.
     trusted_proxies: int = 0
+    #: Celery broker (FLYWHEEL_BROKER_URL), e.g. redis://127.0.0.1:6379/0 or amqp://guest@127.0.0.1//.
+    #: Unset: `flywheel worker` runs every job in its own process (the embedded default).
+    broker_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,9 +123,20 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         programs_config=Path(env["FLYWHEEL_PROGRAMS_CONFIG"])
         if env.get("FLYWHEEL_PROGRAMS_CONFIG")
         else None,
+        broker_url=_broker(env),
         **webhooks,
         **_web_settings(env, url),
     )
+
+
+def _broker(env: dict[str, str]) -> str | None:
+    url = env.get("FLYWHEEL_BROKER_URL", "").strip()
+    if url and url.split("://")[0] not in ("redis", "rediss", "amqp", "amqps", "pyamqp", "memory"):
+        raise ConfigError(
+            f"FLYWHEEL_BROKER_URL must be a redis:// or amqp:// URL, got scheme {url.split(':')[0]!r}",
+            hint="e.g. FLYWHEEL_BROKER_URL=redis://127.0.0.1:6379/0, or unset it to run jobs in-process",
+        )
+    return url or None
 
 
 def _web_settings(env: dict[str, str], url: str) -> dict[str, Any]:
