@@ -64,6 +64,22 @@ class Settings:
     #: Celery broker (FLYWHEEL_BROKER_URL), e.g. redis://127.0.0.1:6379/0 or amqp://guest@127.0.0.1//.
     #: Unset: `flywheel worker` runs every job in its own process (the embedded default).
     broker_url: str | None = None
+    #: How often the schedule is looked at for due jobs (FLYWHEEL_TICK_SECONDS).
+    tick_s: float = 5.0
+    #: A running job's lease (FLYWHEEL_JOB_LEASE_SECONDS), renewed every third of it while it works;
+    #: a dead worker's job runs again once it is over.
+    job_lease_s: float = 300.0
+    #: A job sent to the broker but not started by then is sent again (FLYWHEEL_JOB_REQUEUE_SECONDS):
+    #: a broker that lost its queue (a restart without persistence) costs this long, nothing more.
+    job_requeue_s: float = 120.0
+    #: The lease of one CRM connection's sync or pull (FLYWHEEL_CRM_LEASE_SECONDS), renewed per batch.
+    crm_lease_s: float = 1800.0
+    #: Log lines as plain text or one JSON object a line (FLYWHEEL_LOG_FORMAT=text|json), at this
+    #: level and above (FLYWHEEL_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR, CRITICAL).
+    log_format: str = "text"
+    log_level: str = "INFO"
+    #: When set (FLYWHEEL_METRICS_TOKEN), GET /metrics asks for ``Authorization: Bearer <token>``.
+    metrics_token: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,9 +140,33 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env.get("FLYWHEEL_PROGRAMS_CONFIG")
         else None,
         broker_url=_broker(env),
+        **_job_settings(env),
+        metrics_token=env.get("FLYWHEEL_METRICS_TOKEN", "").strip() or None,
+        **_log_settings(env),
         **webhooks,
         **_web_settings(env, url),
     )
+
+
+def _job_settings(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, field, default, low in (
+        ("FLYWHEEL_TICK_SECONDS", "tick_s", 5.0, 0.05),
+        ("FLYWHEEL_JOB_LEASE_SECONDS", "job_lease_s", 300.0, 1.0),
+        ("FLYWHEEL_JOB_REQUEUE_SECONDS", "job_requeue_s", 120.0, 1.0),
+        ("FLYWHEEL_CRM_LEASE_SECONDS", "crm_lease_s", 1800.0, 1.0),
+    ):
+        raw = env.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = -1.0
+        if not low <= value <= 86_400:
+            raise ConfigError(
+                f"{name} must be a number of seconds from {low:g} to 86400", hint=f"e.g. {name}={default:g}"
+            )
+        out[field] = value
+    return out
 
 
 def _broker(env: dict[str, str]) -> str | None:
@@ -137,6 +177,27 @@ def _broker(env: dict[str, str]) -> str | None:
             hint="e.g. FLYWHEEL_BROKER_URL=redis://127.0.0.1:6379/0, or unset it to run jobs in-process",
         )
     return url or None
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_settings(env: dict[str, str]) -> dict[str, str]:
+    fmt = env.get("FLYWHEEL_LOG_FORMAT", "").strip().lower() or "text"
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(
+            f"FLYWHEEL_LOG_FORMAT must be text or json, got {fmt!r}",
+            hint="FLYWHEEL_LOG_FORMAT=json for one JSON object a line (log collectors), or unset it",
+        )
+    level = env.get("FLYWHEEL_LOG_LEVEL", "").strip().upper() or "INFO"
+    level = "WARNING" if level == "WARN" else level
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"FLYWHEEL_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}",
+            hint="e.g. FLYWHEEL_LOG_LEVEL=INFO (the default), or DEBUG while investigating",
+        )
+    return {"log_format": fmt, "log_level": level}
 
 
 def _web_settings(env: dict[str, str], url: str) -> dict[str, Any]:

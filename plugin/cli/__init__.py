@@ -17,6 +17,7 @@ from plugin.cli.referrals import referrals
 from plugin.cli.rewards import rewards
 from plugin.cli.score import evaluate, score, scores
 from plugin.cli.webhooks import webhooks
+from plugin.cli.worker import beat, schedule_, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,6 +51,9 @@ for command in (
     workspaces,
     tokens,
     users,
+    worker,
+    beat,
+    schedule_,
 ):
     cli.add_command(command)
 

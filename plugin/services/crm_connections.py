@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -235,6 +236,19 @@ def open_adapter(settings: Settings, row: CrmConnection, **kwargs: Any) -> Itera
             store.save(path)
 
 
+#: The lease length for this sync or pull (FLYWHEEL_CRM_LEASE_SECONDS), set by its entry point.
+_lease: ContextVar[timedelta] = ContextVar("crm_lease", default=LEASE)
+
+
+@contextmanager
+def lease_length(seconds: float) -> Iterator[None]:
+    token = _lease.set(timedelta(seconds=seconds))
+    try:
+        yield
+    finally:
+        _lease.reset(token)
+
+
 def lease_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -250,7 +264,7 @@ def acquire_lease(engine: Engine, connection_id: int, holder: str, now: datetime
                 c.id == connection_id,
                 or_(c.lock_holder.is_(None), c.lock_expires_at < now, c.lock_holder == holder),
             )
-            .values(lock_holder=holder, lock_expires_at=now + LEASE)
+            .values(lock_holder=holder, lock_expires_at=now + _lease.get())
         ).rowcount
         if taken == 1:
             return
@@ -268,7 +282,7 @@ def renew_lease(conn: Any, connection_id: int, holder: str) -> None:
     renewed = conn.execute(
         update(c)
         .where(c.id == connection_id, c.lock_holder == holder)
-        .values(lock_expires_at=utcnow() + LEASE)
+        .values(lock_expires_at=utcnow() + _lease.get())
     ).rowcount
     if renewed != 1:
         raise TransientError(

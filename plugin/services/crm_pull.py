@@ -28,6 +28,7 @@ from plugin.services.crm_connections import (
     crm_error,
     finish_run,
     lease_holder,
+    lease_length,
     load_connection,
     open_adapter,
     release_lease,
@@ -91,15 +92,16 @@ def pull_crm(
     adapter: Reader | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
-    row = load_connection(engine, workspace_id, kind)
-    if adapter is None:
-        with ExitStack() as stack:
-            try:
-                opened = stack.enter_context(open_adapter(settings, row))
-            except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
-                raise crm_error(exc, row.kind) from exc
-            return _pull(engine, workspace_id, row, opened, progress)
-    return _pull(engine, workspace_id, row, adapter, progress)
+    with lease_length(settings.crm_lease_s):
+        row = load_connection(engine, workspace_id, kind)
+        if adapter is None:
+            with ExitStack() as stack:
+                try:
+                    opened = stack.enter_context(open_adapter(settings, row))
+                except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
+                    raise crm_error(exc, row.kind) from exc
+                return _pull(engine, workspace_id, row, opened, progress)
+        return _pull(engine, workspace_id, row, adapter, progress)
 
 
 def _pull(

@@ -29,6 +29,7 @@ from plugin.services.crm_connections import (
     crm_error,
     finish_run,
     lease_holder,
+    lease_length,
     load_connection,
     open_adapter,
     release_lease,
@@ -215,15 +216,16 @@ def sync_crm(
 ) -> SyncReport:
     """Send every changed member to the workspace's CRM (or, with ``dry_run``, say what would
     change, field by field, without a call)."""
-    row = load_connection(engine, workspace_id, kind)
-    if adapter is None:
-        with ExitStack() as stack:
-            try:
-                opened = stack.enter_context(open_adapter(settings, row))
-            except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
-                raise crm_error(exc, row.kind) from exc
-            return _leased(engine, workspace_id, row, opened, dry_run, progress)
-    return _leased(engine, workspace_id, row, adapter, dry_run, progress)
+    with lease_length(settings.crm_lease_s):
+        row = load_connection(engine, workspace_id, kind)
+        if adapter is None:
+            with ExitStack() as stack:
+                try:
+                    opened = stack.enter_context(open_adapter(settings, row))
+                except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
+                    raise crm_error(exc, row.kind) from exc
+                return _leased(engine, workspace_id, row, opened, dry_run, progress)
+        return _leased(engine, workspace_id, row, adapter, dry_run, progress)
 
 
 def _leased(

@@ -154,19 +154,24 @@ def invite(
 
 def remind(
     conn: Connection, settings: Settings, workspace_id: int, panel_id: int, *, policy: Programs,
-    now: datetime | None = None,
+    now: datetime | None = None, halfway: bool = False,
 ) -> Sent:  # fmt: skip
-    """One reminder to each invited member who has not answered, while their links still work."""
+    """One reminder to each invited member who has not answered, while their links still work.
+    ``halfway`` (the scheduled job): only once half their time to answer has gone by."""
     when = now or utcnow()
     pm = PanelMember
     rows = [
         r
         for r in conn.execute(
-            select(pm.member_id, pm.deadline).where(
+            select(pm.member_id, pm.deadline, pm.invited_at).where(
                 pm.panel_id == panel_id, pm.status == "invited", pm.reminders == 0
             )
         )
-        if r.deadline is not None and r.deadline > when
+        if r.deadline is not None
+        and r.deadline > when
+        and not (
+            halfway and r.invited_at is not None and when < r.invited_at + (r.deadline - r.invited_at) / 2
+        )
     ]
     sent = _send(conn, settings, workspace_id, panel_id, rows, "reminder", policy, when, lambda r: r.deadline)
     if sent.members:
