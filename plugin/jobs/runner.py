@@ -50,8 +50,7 @@ class Ran:
 
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, FlywheelError):
-        hint = getattr(exc, "hint", None)
-        return f"{exc} ({hint})" if hint else str(exc)
+        return str(exc)  # the message and what to do; never ``detail``, which may quote a server
     if isinstance(exc, SQLAlchemyError):  # its text can hold statements and parameters
         return f"database error: {type(exc).__name__}; the job runs again after its retry wait"
     return f"internal error: {type(exc).__name__}; see the worker's log"
