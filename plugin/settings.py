@@ -183,7 +183,7 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _log_settings(env: dict[str, str]) -> dict[str, str]:
+def _log_settings(env: dict[str, str]) -> dict[str, Any]:
     fmt = env.get("FLYWHEEL_LOG_FORMAT", "").strip().lower() or "text"
     if fmt not in LOG_FORMATS:
         raise ConfigError(

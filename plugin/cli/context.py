@@ -21,6 +21,7 @@ from plugin.db.engine import make_engine, make_sessionmaker
 from plugin.db.migrate import current_revision, head_revision, upgrade
 from plugin.db.models import Workspace
 from plugin.errors import ConfigError, FlywheelError, ValidationFailed
+from plugin.logs import configure_logging
 from plugin.services.workspaces import ensure_workspace, get_workspace
 from plugin.settings import Settings, load_settings
 
@@ -35,7 +36,9 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings()
+        settings = load_settings()
+        configure_logging(settings)
+        return settings
 
     @cached_property
     def engine(self) -> Engine:

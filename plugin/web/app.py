@@ -15,6 +15,7 @@ from plugin.db.engine import make_engine
 from plugin.db.ids import MAX_ID
 from plugin.db.migrate import is_current, upgrade
 from plugin.errors import ConfigError
+from plugin.logs import configure_logging
 from plugin.settings import Settings, load_settings
 from plugin.web.problems import problem
 from plugin.web.security import secure_app
@@ -37,6 +38,7 @@ def create_app(
 ) -> Flask:
     """``clock`` gives the time signatures are checked against (tests pass the vectors' own time)."""
     settings = settings or load_settings()
+    configure_logging(settings)
     engine = engine or make_engine(settings)
     if not is_current(engine):
         if not settings.is_sqlite:
@@ -53,6 +55,7 @@ def create_app(
     from plugin.web.crm_card import crm_card_bp
     from plugin.web.dashboard import register_dashboard
     from plugin.web.hooks import hooks_bp
+    from plugin.web.ops import register_ops
     from plugin.web.panels import panels_bp
     from plugin.web.referrals import referrals_bp
     from plugin.web.sign_in_link import link_bp
@@ -66,9 +69,6 @@ def create_app(
     app.register_blueprint(link_bp)
     app.register_blueprint(crm_card_bp)
     register_api(app, limiter, settings)  # also answers every HTTP error of the app as problem details
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    register_ops(app, limiter)  # /healthz, /readyz, /metrics; request ids, timings, request log
 
     return app
