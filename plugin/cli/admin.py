@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.engine import make_engine
-from plugin.db.migrate import current_revision, head_revision, upgrade
+from plugin.db.migrate import current_revision, downgrade, downgrade_plan, head_revision, upgrade
 from plugin.db.models import Workspace
+from plugin.errors import ValidationFailed
 from plugin.services.hook_secrets import HOOK_SOURCES, set_hook_secret
 from plugin.services.status import workspace_status
 from plugin.services.workspaces import ensure_workspace, issue_token
@@ -64,6 +65,44 @@ def db_upgrade(app: AppContext, as_json: bool) -> None:
         app.emit_json({"from": before, "to": after})
     else:
         app.out.print(f"Schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db.command("downgrade", context_settings={"ignore_unknown_options": True})  # REVISION may be -N
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_app
+@handle_errors
+def db_downgrade(app: AppContext, revision: str, yes: bool, as_json: bool) -> None:
+    """Revert migrations down to REVISION (a revision id, -N for N steps, or base for none).
+
+    Tables and columns the reverted migrations added are dropped with their data: back the database
+    up first. Run the older Flywheel afterwards (on SQLite this one would upgrade it again)."""
+    engine = make_engine(app.settings)
+    before = current_revision(engine)
+    try:
+        target, undone = downgrade_plan(engine, revision)
+    except ValueError as exc:
+        raise ValidationFailed(
+            str(exc),
+            hint="see `flywheel db current`; REVISION is an older revision id, -N or base",
+        ) from None
+    if undone and not yes:
+        steps = "\n".join(f"  {rev}  {doc.splitlines()[0] if doc else ''}" for rev, doc in undone)
+        click.confirm(
+            f"Revert these migrations of {app.settings.redacted_database_url()}?\n{steps}\n"
+            "What they added is dropped with its data (have a backup)",
+            abort=True,
+            err=True,
+        )
+    if undone:
+        downgrade(engine, target or "base")
+    after = current_revision(engine)
+    if as_json:
+        app.emit_json({"from": before, "to": after, "reverted": [rev for rev, _ in undone]})
+    else:
+        was = "" if before == after else f" (was {before})"
+        app.out.print(f"Schema at {after or 'empty (base)'}{was}")
 
 
 @db.command("current")

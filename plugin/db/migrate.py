@@ -45,3 +45,38 @@ def head_revision(engine: Engine) -> str | None:
 
 def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision(engine)
+
+
+def downgrade_plan(engine: Engine, target: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """What ``downgrade(engine, target)`` would do: the revision it ends at (None: an empty schema)
+    and the ``(revision, description)`` of every migration it reverts, newest first.
+
+    ``target`` is a revision id (or an unambiguous prefix of one), ``base``, or ``-N`` (N steps
+    down). Raises ValueError when it names no revision or one that is not below the database's."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    current = current_revision(engine)
+    chain: list[tuple[str, str]] = []  # the database's revision and its ancestors, newest first
+    rev = script.get_revision(current) if current else None
+    while rev is not None:
+        chain.append((rev.revision, rev.doc))
+        down = rev.down_revision
+        if not (down is None or isinstance(down, str)):
+            raise ValueError("the migration history branches; downgrade with alembic directly")
+        rev = script.get_revision(down) if down else None
+    if target == "base":
+        return None, chain
+    if target.startswith("-") and target[1:].isdigit():
+        steps = int(target[1:])
+        if steps == 0 or steps > len(chain):
+            raise ValueError(f"cannot go {steps} step(s) down from {current or 'an empty schema'}")
+        return (chain[steps][0] if steps < len(chain) else None), chain[:steps]
+    try:
+        resolved = script.get_revision(target)
+    except Exception as exc:  # alembic's CommandError / RevisionError: unknown or ambiguous id
+        raise ValueError(f"no migration named {target!r}") from exc
+    if resolved is None:
+        raise ValueError(f"no migration named {target!r}")
+    ids = [revision for revision, _ in chain]
+    if resolved.revision not in ids:
+        raise ValueError(f"{resolved.revision} is not below the database's revision {current or 'empty'}")
+    return resolved.revision, chain[: ids.index(resolved.revision)]
