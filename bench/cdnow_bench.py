@@ -22,7 +22,7 @@ AUC is ``scoring.metrics.roc_auc`` when that module exists, else the rank formul
 ranks for ties); the two are cross-checked whenever both are present.
 
     python -m bench.cdnow_bench              # the table
-    python -m bench.cdnow_bench --json       # JSON on stdout (the table goes to stderr)
+    python -m bench.cdnow_bench --json       # one JSON line on stdout (the table goes to stderr)
     python -m bench.cdnow_bench --repeat 5   # best of 5 timings per model
     python -m bench.cdnow_bench --weekly     # x, t_x, T from purchase weeks, like lifetimes freq="W"
 """
@@ -39,7 +39,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
-import orjson
 import scipy
 from numpy.typing import NDArray
 from rich import box
@@ -48,6 +47,8 @@ from rich.markup import escape
 from rich.table import Table
 from scipy.stats import rankdata
 
+from bench.figures import emit, figure
+from bench.figures import report as bench_report
 from scoring.bgnbd import expected_purchases, fit_bgnbd
 
 START = date(1997, 1, 1)
@@ -272,7 +273,7 @@ def render(console: Console, report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cdnow_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    parser.add_argument("--json", action="store_true", help="one JSON line on stdout (bench/figures.py)")
     parser.add_argument(
         "--repeat", type=int, default=1, help="time each model this many times, keep the best"
     )
@@ -290,8 +291,22 @@ def main(argv: list[str] | None = None) -> int:
         out = Console(stderr=args.json, width=150)
     render(out, report)
     if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        argv = sys.argv[1:] if argv is None else argv
+        emit(bench_report("cdnow", "bench.cdnow_bench", figures_of(report), argv, report))
     return 0
+
+
+def figures_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """ROC AUC and seconds of each score; ours must rank at least as well as lifetimes' (same run)."""
+    unit = "weekly" if "weeks (" in report["summary_unit"] else "days"
+    lifetimes = report["results"][0]["auc"]
+    out: list[dict[str, Any]] = []
+    for row in report["results"]:
+        ours = row["model"].startswith("flywheel churn")
+        bound = f">= {lifetimes:.4f}" if ours else None
+        out.append(figure(f"{row['model']}: ROC AUC ({unit})", round(row["auc"], 4), "", bound))
+        out.append(figure(f"{row['model']}: seconds, fit included", round(row["seconds"], 3), "s"))
+    return out
 
 
 if __name__ == "__main__":

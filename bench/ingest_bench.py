@@ -19,7 +19,7 @@ grew over the second half of the file.
 
     python -m bench.ingest_bench                          # 250k, 500k, 1M (minutes; the real figures)
     python -m bench.ingest_bench --sizes 20000,50000      # a quick check
-    python -m bench.ingest_bench --members 5000 --json    # a fixed member count; JSON on stdout
+    python -m bench.ingest_bench --members 5000 --json    # a fixed member count; JSON line on stdout
     python -m bench.ingest_bench --markdown               # a table to paste into BENCHMARKS.md
     python -m bench.ingest_bench --sizes 50000 --profile  # cProfile pass 1 (both threads); top functions
 """
@@ -47,11 +47,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.figures import emit, figure
+from bench.figures import report as bench_report
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (250_000, 500_000, 1_000_000)
 DEFAULT_MEMBERS = "/20"
 SEED = 7
 TARGET_RATE = 50_000  # activities per second, from the product requirement
+BOUND_SIZE = 1_000_000  # the file size the requirement names
 WORKSPACE = "default"
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 RESULT_MARK = "BENCH-RESULT "  # the child's one line of results on stdout
@@ -495,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         help="where files and databases go (default: a new temp dir under /tmp)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the workdir (files and databases)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    parser.add_argument(
+        "--json", action="store_true", help="the table to stderr; one JSON line on stdout (bench/figures.py)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (BENCHMARKS.md)")
     parser.add_argument(
         "--profile",
@@ -507,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs=2, metavar=("FILE", "DB"), type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
 
     if args.child:
         child_main(args.child[0], args.child[1], args.profile_to)
@@ -577,8 +584,30 @@ def main(argv: list[str] | None = None) -> int:
             "target_rate": args.target,
             "runs": [r.as_dict() for r in runs],
         }
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+        emit(bench_report("ingest", "bench.ingest_bench", figures_of(runs, args.target), argv, payload))
     return 0
+
+
+def figures_of(runs: list[RunFigures], target: int) -> list[dict[str, Any]]:
+    """The figures of ``--json``: the target rate is checked at the 1M-activity file it was set for."""
+    out: list[dict[str, Any]] = []
+    for run in runs:
+        p, q = run.first, run.second
+        assert p is not None and q is not None
+        at = f"{run.size:,} activities, {run.members:,} members"
+        bound = f">= {target}" if run.size >= BOUND_SIZE else None
+        out += [
+            figure(f"{at}: pass 1", round(p.rate), "activities/s", bound),
+            figure(f"{at}: pass 1 incl. suggestions", round(p.rate_with_suggestions), "activities/s"),
+            figure(f"{at}: pass 2 (all duplicates)", round(q.rate), "records/s"),
+            figure(f"{at}: peak RSS", round(p.peak_rss_kib / 1024), "MiB"),
+            figure(
+                f"{at}: RSS growth, 50% to 100% of the file",
+                round((p.rss_end_kib - p.rss_half_kib) / 1024),
+                "MiB",
+            ),
+        ]
+    return out
 
 
 if __name__ == "__main__":

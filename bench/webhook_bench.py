@@ -9,7 +9,7 @@ own process, as a real one is elsewhere.
 
     python -m bench.webhook_bench                                  # SQLite, one worker
     python -m bench.webhook_bench --db postgres --workers 2        # the local PostgreSQL
-    python -m bench.webhook_bench --messages 50000 --json
+    python -m bench.webhook_bench --messages 50000 --json   # + one JSON line
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.figures import emit, figure, report
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_BENCH_DB = "flywheel_webhook_bench"
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--live-rate", type=int, default=500, help="messages per second in phase 2")
     parser.add_argument("--live-seconds", type=float, default=10.0)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also one JSON line on stdout (bench/figures.py)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flywheel-webhook-bench-") as tmp:
@@ -207,20 +209,43 @@ def _measure(args: Any, engine: Any, workspace_id: int, env: dict[str, str], por
 def _report(args: Any, result: dict[str, Any]) -> None:
     latency = result["enqueue_to_first_attempt_ms"]
     stats = result["receiver"]
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
-    print(f"{args.db}, {args.workers} worker(s) x {args.threads} threads, {args.messages:,} messages")
-    print(f"  enqueue            {result['enqueue_per_s']:>8,} messages/s")
+    out = sys.stderr if args.json else sys.stdout  # with --json, stdout carries the JSON line alone
     print(
-        f"  delivered          {result['delivered_per_s']:>8,} messages/s (signed, verified by the receiver)"
+        f"{args.db}, {args.workers} worker(s) x {args.threads} threads, {args.messages:,} messages", file=out
+    )
+    print(f"  enqueue            {result['enqueue_per_s']:>8,} messages/s", file=out)
+    print(
+        f"  delivered          {result['delivered_per_s']:>8,} messages/s (signed, verified by the receiver)",
+        file=out,
     )
     print(
         f"  enqueue -> attempt p50 {latency['p50']:.0f} ms, p99 {latency['p99']:.0f} ms, "
-        f"max {latency['max']:.0f} ms at {args.live_rate}/s"
+        f"max {latency['max']:.0f} ms at {args.live_rate}/s",
+        file=out,
     )
-    print(f"  receiver           {stats}")
-    print(f"  machine            {result['machine']}, {result['date']}")
+    print(f"  receiver           {stats}", file=out)
+    print(f"  machine            {result['machine']}, {result['date']}", file=out)
+    if args.json:
+        emit(report(f"webhook-{args.db}", "bench.webhook_bench", figures_of(args, result), None, result))
+
+
+def figures_of(args: Any, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 5: at least 1,000 deliveries/s on PostgreSQL (checked for the 20,000-message drain with
+    two or more workers), p99 from enqueue to first attempt under 1 s."""
+    latency = result["enqueue_to_first_attempt_ms"]
+    run = f"{args.db}, {args.workers} worker(s)"
+    rate_bound = (
+        ">= 1000" if args.db == "postgres" and args.messages >= 20_000 and args.workers >= 2 else None
+    )
+    live = f"at {args.live_rate}/s offered"
+    return [
+        figure(f"{run}: enqueue, {args.messages:,} messages", result["enqueue_per_s"], "messages/s"),
+        figure(f"{run}: delivered, {args.messages:,} messages", result["delivered_per_s"], "deliveries/s",
+               rate_bound),
+        figure(f"{run}: enqueue to first attempt p50, {live}", round(latency["p50"], 1), "ms"),
+        figure(f"{run}: enqueue to first attempt p99, {live}", round(latency["p99"], 1), "ms", "< 1000"),
+        figure(f"{run}: enqueue to first attempt max, {live}", round(latency["max"], 1), "ms"),
+    ]  # fmt: skip
 
 
 def _delivered(engine: Any) -> int:
