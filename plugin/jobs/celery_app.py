@@ -47,6 +47,8 @@ def configure(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
+        # Our log handler writes to stderr itself; redirected stdio would loop it back into logging.
+        worker_redirect_stdouts=False,
     )
     with _lock:
         _state.clear()

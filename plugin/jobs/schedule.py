@@ -183,7 +183,8 @@ def run_soon(conn: Connection, workspace_id: int, job: str) -> int:
         .where(ScheduledJob.id == row.id)
         .values(next_run_at=when, queued_until=None, updated_at=when)
     )
-    return row.id
+    job_id: int = row.id
+    return job_id
 
 
 def listing(conn: Connection, workspace_id: int) -> list[dict[str, Any]]:

@@ -4,8 +4,8 @@ from plugin.db.models.activity import Activity
 from plugin.db.models.crm import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, CrmSyncRun
 from plugin.db.models.erasure import Erasure
 from plugin.db.models.identity_log import MergeLog, MergeSuggestion
-from plugin.db.models.job import ScheduledJob
 from plugin.db.models.inbound import HookSecret, InboundDelivery
+from plugin.db.models.job import ScheduledJob
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
 from plugin.db.models.panel import Panel, PanelDraw, PanelMember
