@@ -58,6 +58,10 @@ class TransientError(FlywheelError):
     http_status = 503
 
 
+class Busy(TransientError):
+    """Someone else holds the thing (a CRM connection's lease): try again soon, nothing is wrong."""
+
+
 class PermanentError(FlywheelError):
     """Retrying will not help."""
 

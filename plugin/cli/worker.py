@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
-from plugin.errors import ConfigError, ValidationFailed
+from plugin.db.base import utcnow
+from plugin.errors import ConfigError, TransientError, ValidationFailed
 from plugin.jobs import schedule
 from plugin.jobs.catalog import JOBS
 from plugin.jobs.runner import Loop, Ran
@@ -213,19 +217,63 @@ def set_(
 
 @schedule_.command("run")
 @click.argument("job", type=click.Choice(sorted(JOBS)))
+@click.option("--wait", is_flag=True, help="Wait until a worker has run it and show what it did.")
+@click.option(
+    "--timeout", type=click.IntRange(1, 86_400), default=600, show_default=True, help="Seconds to wait."
+)
 @workspace_option
 @json_option
 @pass_app
 @handle_errors
-def run_(app: AppContext, job: str, workspace: str | None, as_json: bool) -> None:
+def run_(app: AppContext, job: str, wait: bool, timeout: int, workspace: str | None, as_json: bool) -> None:
     """Make a job due now: the next tick of a running worker starts it."""
     with app.session() as session:
         ws = app.workspace(session, workspace)
         job_id = schedule.run_soon(session.connection(), ws.id, job)
         session.commit()
-    if as_json:
-        app.emit_json({"job": job, "id": job_id, "due": "now"})
+        asked = utcnow()
+    if not wait:
+        if as_json:
+            app.emit_json({"job": job, "id": job_id, "due": "now"})
+            return
+        app.out.print(
+            f"{job} is due now; a running `flywheel worker` starts it within {app.settings.tick_s:g} s"
+        )
         return
-    app.out.print(f"{job} is due now; a running `flywheel worker` starts it within {app.settings.tick_s:g} s")
-    if sys.stdout.isatty():
-        app.err.print("(no worker running? `flywheel worker --once` runs it here)")
+    with app.progress(f"waiting for a worker to run {job}") as update:
+        row = _finished_after(app, ws.id, job, asked, timeout, update)
+    if as_json:
+        app.emit_json(row)
+    else:
+        told = (
+            row["last_error"] or ", ".join(f"{k} {v}" for k, v in (row["last_summary"] or {}).items()) or "-"
+        )
+        app.out.print(f"{job}: {row['last_status']}: {told}", markup=False, highlight=False)
+    if row["last_status"] == "failed":
+        raise SystemExit(1)
+
+
+def _finished_after(
+    app: AppContext,
+    workspace_id: int,
+    job: str,
+    asked: datetime,
+    timeout: int,
+    update: Callable[[int, int], None],
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with app.engine.connect() as conn:
+            row = next(r for r in schedule.listing(conn, workspace_id) if r["job"] == job)
+            conn.commit()
+        done = row["last_finished_at"] and datetime.fromisoformat(row["last_finished_at"]) >= asked
+        if done and not row["running"]:
+            return row
+        if time.monotonic() > deadline:
+            raise TransientError(
+                f"no worker ran {job} within {timeout} s",
+                hint="start one with `flywheel worker` (and, with a broker, `flywheel beat`), or run "
+                "`flywheel worker --once --in-process` here",
+            )
+        update(0, 0)
+        time.sleep(min(1.0, app.settings.tick_s))

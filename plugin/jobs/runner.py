@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from plugin.db.base import utcnow
-from plugin.errors import FlywheelError
+from plugin.errors import Busy, FlywheelError
 from plugin.jobs import schedule
 from plugin.jobs.catalog import JOBS, JobContext, Skipped
 from plugin.settings import Settings
@@ -36,7 +36,7 @@ class Ran:
     id: int
     job: str
     workspace_id: int | None
-    status: str  # ok | skipped | failed | lost (another worker took the job over)
+    status: str  # ok | skipped | busy | failed | lost (another worker took the job over)
     seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -97,6 +97,8 @@ def run_job(
         status = "ok"
     except Skipped as exc:
         status, summary = "skipped", {"reason": str(exc)}
+    except Busy as exc:  # e.g. crm_pull while crm_sync holds the connection: soon again, no failure
+        status, summary = "busy", {"reason": exc.user_message}
     except Exception as exc:  # a job's failure is recorded and retried; it never stops the worker
         if not isinstance(exc, FlywheelError):
             log.exception("job %s (%s) failed", claimed.job, job_id)

@@ -130,13 +130,17 @@ def finish(
     when = now or utcnow()
     t = ScheduledJob
     failed = status == "failed"
-    wait = min(claimed.every_s, RETRY_S * 2 ** min(claimed.failures, 16)) if failed else claimed.every_s
+    if failed:
+        wait = min(claimed.every_s, RETRY_S * 2 ** min(claimed.failures, 16))
+    else:
+        wait = min(claimed.every_s, RETRY_S) if status == "busy" else claimed.every_s
     done = conn.execute(
         update(t)
         .where(t.id == claimed.id, t.lease_holder == holder)
         .values(
             lease_holder=None, lease_until=None, next_run_at=when + timedelta(seconds=wait),
-            failures=t.failures + 1 if failed else 0, runs=t.runs + 1, last_finished_at=when,
+            failures=t.failures + 1 if failed else (t.failures if status == "busy" else 0),
+            runs=t.runs + 1, last_finished_at=when,
             last_status=status, last_error=error, last_summary=summary, updated_at=when,
         )
     )  # fmt: skip

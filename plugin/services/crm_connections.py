@@ -28,6 +28,7 @@ from plugin.db.base import utcnow
 from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink, CrmSyncRun, ScoreEvent
 from plugin.errors import (
     AuthError,
+    Busy,
     ConfigError,
     FlywheelError,
     NotFound,
@@ -269,7 +270,7 @@ def acquire_lease(engine: Engine, connection_id: int, holder: str, now: datetime
         if taken == 1:
             return
         row = conn.execute(select(c.lock_holder, c.lock_expires_at).where(c.id == connection_id)).one()
-    raise TransientError(
+    raise Busy(
         f"another sync of this CRM is running ({row[0]}, lease until {row[1]:%Y-%m-%d %H:%M:%S} UTC)",
         hint="wait for it to finish; a stopped process's lease runs out by itself at that time",
     )

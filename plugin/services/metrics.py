@@ -42,7 +42,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from plugin.db.models import CrmConnection, CrmSyncRun, ScoreRun, WebhookAttempt, WebhookDelivery, Workspace
+from plugin.db.models import (
+    CrmConnection,
+    CrmSyncRun,
+    ScheduledJob,
+    ScoreRun,
+    WebhookAttempt,
+    WebhookDelivery,
+    Workspace,
+)
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -339,7 +347,37 @@ def _family(name: str, doc: str, labels: list[str], counts: Tally[Any]) -> Gauge
     return family
 
 
+def _jobs(conn: Connection, now: datetime) -> Iterable[Metric]:
+    """The background job schedule (a few rows per workspace: read whole)."""
+    t = ScheduledJob
+    rows = conn.execute(
+        select(t.job, t.next_run_at, t.lease_until, t.failures, t.enabled, t.last_finished_at)
+    ).all()
+    due = [
+        r for r in rows if r.enabled and r.next_run_at <= now and not (r.lease_until and r.lease_until > now)
+    ]
+    yield GaugeMetricFamily(
+        "flywheel_jobs_due", "Scheduled jobs due now that no worker runs yet", value=len(due)
+    )
+    yield GaugeMetricFamily(
+        "flywheel_job_oldest_due_age_seconds",
+        "How long the longest-waiting due job has been due (grows when no worker or beat is running)",
+        value=max((now - r.next_run_at).total_seconds() for r in due) if due else 0.0,
+    )
+    yield _family("flywheel_jobs_running", "Jobs running now (under a live lease), by job", ["job"],
+                  Tally(r.job for r in rows if r.lease_until and r.lease_until > now))  # fmt: skip
+    yield _family("flywheel_jobs_failing", "Jobs whose last run failed (retried), by job", ["job"],
+                  Tally(r.job for r in rows if r.failures))  # fmt: skip
+    finished = [r.last_finished_at for r in rows if r.last_finished_at]
+    yield GaugeMetricFamily(
+        "flywheel_job_last_finished_age_seconds",
+        "Time since any job last finished (a stalled worker shows here)",
+        value=(now - max(finished)).total_seconds() if finished else 0.0,
+    )
+
+
 _BUILTIN: dict[str, ExtraCollector] = {
+    "jobs": _jobs,
     "webhook_queue": _webhook_queue,
     "webhook_attempts": _webhook_attempts,
     "score_runs": _score_runs,

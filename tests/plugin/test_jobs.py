@@ -280,3 +280,22 @@ def test_the_panel_job_reminds_only_invitees_halfway_to_their_deadline(
         )
     assert reminders[early] == 1 and reminders[late] == 0  # four days of seven: reminded; today's: not yet
     assert ran.summary["reminded"] > 0 and ran.summary["panels"] == 2
+
+
+def test_a_crm_job_that_finds_the_connection_busy_comes_back_soon_without_counting_a_failure(
+    engine: Engine, settings: Settings, workspace_id: int
+) -> None:
+    from plugin.services.crm_connections import acquire_lease, save_connection
+
+    row = save_connection(engine, settings, workspace_id, "hubspot", {"token": "t"}, "http://127.0.0.1:9")
+    acquire_lease(engine, row.id, "a-crm-sync-elsewhere")
+    tick(engine, settings)
+    before = datetime.now(UTC)
+    ran = run_job(engine, settings, _row(engine, "crm_pull", workspace_id).id)
+    assert (
+        ran is not None
+        and ran.status == "busy"
+        and "another sync of this CRM is running" in ran.summary["reason"]
+    )
+    job = _row(engine, "crm_pull", workspace_id)
+    assert job.failures == 0 and timedelta(seconds=25) < job.next_run_at - before < timedelta(seconds=40)

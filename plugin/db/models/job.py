@@ -41,7 +41,7 @@ class ScheduledJob(Base):
     runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_status: Mapped[str | None] = mapped_column(String(16))  # running | ok | skipped | failed
+    last_status: Mapped[str | None] = mapped_column(String(16))  # running | ok | skipped | busy | failed
     last_error: Mapped[str | None] = mapped_column(Text)
     last_summary: Mapped[dict[str, Any] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
