@@ -11,8 +11,9 @@ Every path that brings activity in (files, webhook receivers, the demo, later pu
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -94,6 +95,8 @@ class IngestReport:
 
 
 BY_MEMBER_TIME = itemgetter(6, 4)  # (member_id, occurred_at) in an activity row
+BY_KEY = itemgetter(1, 2)  # (source, source_activity_id)
+RETURNING_CHUNK = 1_000  # rows per multi-row INSERT ... RETURNING (14 parameters each)
 ACTIVITY_COLUMNS = (
     "workspace_id",
     "source",
@@ -126,6 +129,21 @@ def activity_insert_sql(dialect: str) -> str:
     return (
         f"INSERT INTO activities ({columns}) VALUES ({marks}) "  # noqa: S608 (constant column names)
         "ON CONFLICT (workspace_id, source, source_activity_id) DO NOTHING"
+    )
+
+
+def activity_insert_returning_sql(dialect: str, rows: int) -> str:
+    """Like :func:`activity_insert_sql` for ``rows`` rows in one statement, returning the (source,
+    id) of each row stored (a row already there returns nothing)."""
+    if dialect == "postgresql":
+        marks = ", ".join("%s::jsonb" if c == "properties" else "%s" for c in ACTIVITY_COLUMNS)
+    else:
+        marks = ", ".join("?" for _ in ACTIVITY_COLUMNS)
+    values = ", ".join([f"({marks})"] * rows)
+    return (
+        f"INSERT INTO activities ({', '.join(ACTIVITY_COLUMNS)}) VALUES {values} "  # noqa: S608 (constants)
+        "ON CONFLICT (workspace_id, source, source_activity_id) DO NOTHING "
+        "RETURNING source, source_activity_id"
     )
 
 
@@ -188,12 +206,18 @@ class Ingestor:
         fresh, repeats = batch.without_repeats()
         self.report.duplicates += repeats
         try:
-            self._transaction(fresh)
+            stored = self._transaction(fresh)
         except IntegrityError:
             # A concurrent writer created the same person or organization first. This batch
             # rolled back whole; forget what the resolver cached from it and run it once more.
             self.resolver = self.resolver.fresh()
-            self._transaction(fresh)
+            stored = self._transaction(fresh)
+        count = len(fresh)
+        # Rows already stored (by an earlier run or a concurrent writer) are duplicates.
+        self.report.duplicates += count - stored
+        self.report.stored += stored
+        self.report.by_source.update(fresh.sources)
+        self.report.by_type.update(fresh.types)
         self.resolver.commit_stats()
         self._refresh_planner_statistics()
         stats = self.resolver.stats
@@ -202,10 +226,13 @@ class Ingestor:
         self.report.auto_merges = stats.auto_merges
         self.report.organizations_created = stats.organizations_created
 
-    def _transaction(self, fresh: ColumnBatch) -> None:
-        # Every id a batch references is resolved or allocated inside the batch's own transaction.
+    def _transaction(self, fresh: ColumnBatch) -> int:
+        """Activities stored. Every id a batch references is resolved or allocated inside the
+        batch's own transaction."""
         with bulk_transaction(self.engine) as conn:
-            self._store(conn, fresh)
+            stored = self._store(conn, fresh)
+        assert isinstance(stored, int)
+        return stored
 
     def _refresh_planner_statistics(self) -> None:
         """On PostgreSQL, ANALYZE the tables this run grows each time it has doubled them.
@@ -226,7 +253,10 @@ class Ingestor:
         self.flush()
         return self.report
 
-    def _store(self, conn: Connection, batch: ColumnBatch) -> None:
+    def _store(
+        self, conn: Connection, batch: ColumnBatch, returning: bool = False
+    ) -> int | set[tuple[str, str]]:
+        """Activities stored; with ``returning``, which ones, as (source, id) pairs."""
         owners = self.resolver.resolve(conn, batch.members)
         person_identity = [identity_id for identity_id, _ in owners]
         person_member = [member_id for _, member_id in owners]
@@ -243,11 +273,229 @@ class Ingestor:
         )  # fmt: skip
         # In (member, time) order the scattered member index is written page by page instead of at
         # random (measured +15% on a million-row table); the table itself is append-only anyway.
+        if returning:
+            # Few rows (webhook deliveries): in key order, so two transactions holding some of the
+            # same activities lock them in the same order.
+            rows.sort(key=BY_KEY)
+            stored: set[tuple[str, str]] = set()
+            for start in range(0, count, RETURNING_CHUNK):
+                part = rows[start : start + RETURNING_CHUNK]
+                sql = activity_insert_returning_sql(conn.dialect.name, len(part))
+                flat = tuple(value for row in part for value in row)
+                stored.update((src, sid) for src, sid in conn.exec_driver_sql(sql, flat))
+            return stored
         rows.sort(key=BY_MEMBER_TIME)
         result = conn.exec_driver_sql(activity_insert_sql(conn.dialect.name), rows)
-        stored = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else count
-        # Rows already stored (by an earlier run or a concurrent writer) are duplicates.
-        self.report.duplicates += count - stored
-        self.report.stored += stored
-        self.report.by_source.update(batch.sources)
-        self.report.by_type.update(batch.types)
+        return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else count
+
+
+# -- webhook deliveries -----------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """One inbound webhook delivery: its records, and once stored, what became of them.
+
+    ``delivery_id`` is the platform's id of the delivery (None when it sends none): a delivery
+    recorded before stores nothing and is marked ``already_received``.
+    """
+
+    source: str
+    delivery_id: str | None
+    event: str | None
+    records: Sequence[ActivityRecord]
+    stored: int = 0
+    duplicates: int = 0
+    already_received: bool = False
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return (self.source, self.delivery_id[:255]) if self.delivery_id else None
+
+
+#: Transaction attempts of :func:`store_deliveries` when a concurrent writer collided with it.
+DELIVERY_ATTEMPTS = 3
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for a detected deadlock (the loser is rolled back)
+
+
+def store_deliveries(engine: Engine, workspace_id: int, deliveries: Sequence[Delivery]) -> None:
+    """Store webhook deliveries of one workspace, each exactly once, in one transaction.
+
+    Each delivery id is claimed first (INSERT ... ON CONFLICT DO NOTHING on its unique key; a
+    concurrent transaction claiming the same id waits for this one to end): a delivery already
+    recorded, or repeated within ``deliveries``, stores nothing. The records of the others are stored
+    as :class:`Ingestor` stores a batch (an activity already stored is a duplicate), and each claimed
+    delivery row gets its count. Claim and activities commit together or not at all, so a delivery
+    that failed to store is not recorded and its retry stores it.
+
+    A collision with a concurrent writer (the same new person; on PostgreSQL a deadlock between two
+    such batches) rolls the transaction back whole and runs it again.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(DELIVERY_ATTEMPTS):
+        ingestor = Ingestor(engine, workspace_id)
+        try:
+            with bulk_transaction(engine) as conn:
+                outcome = _store_deliveries(conn, ingestor, deliveries)
+        except DBAPIError as exc:
+            collided = isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) == DEADLOCK
+            if not collided or attempt == DELIVERY_ATTEMPTS - 1:
+                raise
+            continue
+        for delivery, (received, stored) in zip(deliveries, outcome, strict=True):
+            delivery.already_received = received
+            delivery.stored = stored
+            delivery.duplicates = len(delivery.records) - stored
+        return
+
+
+def _store_deliveries(
+    conn: Connection, ingestor: Ingestor, deliveries: Sequence[Delivery]
+) -> list[tuple[bool, int]]:
+    """(already received, activities stored) for each delivery, inside the caller's transaction."""
+    from sqlalchemy import bindparam, update
+
+    from plugin.db.models import InboundDelivery
+    from plugin.db.sql import dialect_insert
+
+    workspace_id = ingestor.workspace_id
+    keys = {d.key for d in deliveries if d.key is not None}
+    claimed: set[tuple[str, str]] = set()
+    if keys:
+        now = utcnow()
+        by_key = {d.key: d for d in reversed(deliveries) if d.key is not None}  # the first of each
+        rows = [
+            {
+                "workspace_id": workspace_id,
+                "source": key[0],
+                "delivery_id": key[1],
+                "event": by_key[key].event,
+                "activities_stored": 0,
+                "received_at": now,
+            }
+            for key in sorted(keys)  # one lock order for every transaction
+        ]
+        claimed = {
+            (src, delivery_id)
+            for src, delivery_id in conn.execute(
+                dialect_insert(conn)(InboundDelivery)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["workspace_id", "source", "delivery_id"])
+                .returning(InboundDelivery.source, InboundDelivery.delivery_id)
+            )
+        }
+    outcome: list[tuple[bool, int]] = []
+    storing: list[Delivery | None] = []
+    batch = ColumnBatch()
+    first_of: set[tuple[str, str]] = set()
+    for delivery in deliveries:
+        key = delivery.key
+        if key is not None and (key not in claimed or key in first_of):
+            storing.append(None)  # recorded before, or a second copy in this very batch
+            continue
+        if key is not None:
+            first_of.add(key)
+        storing.append(delivery)
+        batch.extend(delivery.records)
+    stored_keys: set[tuple[str, str]] = set()
+    if batch:
+        fresh, _ = batch.without_repeats()
+        result = ingestor._store(conn, fresh, returning=True)
+        assert isinstance(result, set)
+        stored_keys = result
+    counts: list[tuple[tuple[str, str], int]] = []
+    for delivery, kept in zip(deliveries, storing, strict=True):
+        if kept is None:
+            outcome.append((True, 0))
+            continue
+        stored = 0
+        for record in delivery.records:
+            pair = (record.source, record.id)
+            if pair in stored_keys:
+                stored_keys.discard(pair)  # credited once, to the first delivery that carried it
+                stored += 1
+        outcome.append((False, stored))
+        if stored and delivery.key is not None:
+            counts.append((delivery.key, stored))
+    if counts:
+        conn.execute(
+            update(InboundDelivery)
+            .where(
+                InboundDelivery.workspace_id == workspace_id,
+                InboundDelivery.source == bindparam("_source"),
+                InboundDelivery.delivery_id == bindparam("_delivery"),
+            )
+            .values(activities_stored=bindparam("_stored")),
+            [{"_source": k[0], "_delivery": k[1], "_stored": n} for k, n in counts],
+        )
+    return outcome
+
+
+class _Waiting:
+    __slots__ = ("delivery", "done", "error", "lead", "workspace_id")
+
+    def __init__(self, workspace_id: int, delivery: Delivery) -> None:
+        self.workspace_id = workspace_id
+        self.delivery = delivery
+        self.done = threading.Event()
+        self.lead = False
+        self.error: BaseException | None = None
+
+
+class DeliveryWriter:
+    """Group commit for the webhook receivers of one process: :meth:`store` returns once the
+    delivery is committed (or raises what storing it raised).
+
+    A request arriving while no transaction is being written writes its own delivery at once. Those
+    arriving meanwhile wait, and the first of them then writes all that waited, in one transaction
+    per workspace (:func:`store_deliveries`). Under load a handful of deliveries share each
+    transaction, its round trips and its commit; when quiet, nothing waits. There is no background
+    thread: the request threads take turns.
+    """
+
+    def __init__(self, engine: Engine, max_batch: int = 200) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._busy = False
+
+    def store(self, workspace_id: int, delivery: Delivery) -> None:
+        me = _Waiting(workspace_id, delivery)
+        with self._lock:
+            self._waiting.append(me)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            me.done.wait()
+            lead = me.lead  # woken to write the next group (it heads it), or with its result
+        if lead:
+            self._write_next()
+        if me.error is not None:
+            raise me.error
+
+    def _write_next(self) -> None:
+        with self._lock:
+            group = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+        try:
+            by_workspace: dict[int, list[_Waiting]] = {}
+            for waiting in group:
+                by_workspace.setdefault(waiting.workspace_id, []).append(waiting)
+            for workspace_id, items in by_workspace.items():
+                try:
+                    store_deliveries(self.engine, workspace_id, [w.delivery for w in items])
+                except Exception as exc:
+                    for waiting in items:
+                        waiting.error = exc
+        finally:
+            with self._lock:
+                if self._waiting:
+                    following = self._waiting[0]
+                    following.lead = True
+                    following.done.set()
+                else:
+                    self._busy = False
+            for waiting in group:
+                waiting.done.set()

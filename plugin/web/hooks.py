@@ -1,9 +1,13 @@
 """Inbound webhook receivers: verify, de-duplicate, parse, store.
 
 Each platform's request is checked in this order, so a forged request learns nothing and costs
-little: size (413, by Flask's MAX_CONTENT_LENGTH), signature over the raw bytes (401), delivery id
-already seen (200, nothing stored), body (400 not JSON, 422 a field is wrong), then store.
-The workspace is named by ``?workspace=SLUG`` (default: the default workspace).
+little: size (413, by Flask's MAX_CONTENT_LENGTH), signature over the raw bytes (401), body (400
+not JSON, 422 a field is wrong), then store. The activities and the delivery id are written in one
+transaction, the delivery id with INSERT ... ON CONFLICT DO NOTHING: a delivery already recorded
+(a platform's retry, even one arriving at the same moment) rolls it back and is answered 200
+"duplicate" with nothing stored, and a delivery that failed to store is not recorded, so its retry
+stores it. The workspace is named by ``?workspace=SLUG`` (default: the default workspace); its id
+and secret are cached per process for a few seconds (``HookSecretCache``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from flask import Blueprint, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from flask import Blueprint, current_app, jsonify, request
 
 from connectors.errors import InvalidRecord, NoActivity, SignatureError
 from connectors.records import ActivityRecord, parse_record
@@ -25,11 +26,9 @@ from connectors.sources import signatures
 from connectors.sources.discourse import parse_discourse
 from connectors.sources.github import parse_github
 from connectors.sources.slack import parse_slack, slack_challenge
-from plugin.db.base import utcnow
-from plugin.db.models import InboundDelivery, Workspace
 from plugin.errors import AuthError, FlywheelError
-from plugin.services.hook_secrets import check_source, get_hook_secret
-from plugin.services.ingest import Ingestor
+from plugin.services.hook_secrets import HookSecretCache, check_source
+from plugin.services.ingest import Delivery, DeliveryWriter
 from plugin.web.app import problem
 from plugin.web.context import engine as _engine
 from plugin.web.context import now as _now
@@ -47,53 +46,19 @@ _DECOY = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 def _secret(source: str) -> tuple[int, str]:
     """(workspace id, secret); (-1, a random decoy) when there is none to check against."""
     slug = request.args.get("workspace") or _settings().default_workspace
-    with Session(_engine()) as session:
-        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == slug))
-        if workspace_id is None:
-            return -1, _DECOY
-        try:
-            return workspace_id, get_hook_secret(session, _settings(), workspace_id, source)
-        except AuthError:
-            return -1, _DECOY
+    cache: HookSecretCache = current_app.extensions.setdefault("flywheel.hook_secrets", HookSecretCache())
+    found = cache.lookup(_engine(), _settings(), slug, source)
+    return found if found is not None else (-1, _DECOY)
 
 
-def _seen(workspace_id: int, source: str, delivery_id: str | None) -> bool:
-    if not delivery_id:
-        return False
-    delivery_id = delivery_id[:255]  # as stored by _remember
-    with Session(_engine()) as session:
-        return (
-            session.scalar(
-                select(InboundDelivery.id).where(
-                    InboundDelivery.workspace_id == workspace_id,
-                    InboundDelivery.source == source,
-                    InboundDelivery.delivery_id == delivery_id,
-                )
-            )
-            is not None
-        )
+def _store(workspace_id: int, delivery: Delivery) -> None:
+    writer = current_app.extensions.get("flywheel.delivery_writer")
+    if writer is None:
+        writer = current_app.extensions.setdefault("flywheel.delivery_writer", DeliveryWriter(_engine()))
+    writer.store(workspace_id, delivery)
 
 
-def _remember(
-    workspace_id: int, source: str, delivery_id: str | None, event: str | None, stored: int
-) -> None:
-    if not delivery_id:
-        return
-    engine = _engine()
-    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    with engine.begin() as conn:
-        conn.execute(
-            dialect_insert(InboundDelivery)
-            .values(
-                workspace_id=workspace_id,
-                source=source,
-                delivery_id=delivery_id[:255],
-                event=event,
-                activities_stored=stored,
-                received_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["workspace_id", "source", "delivery_id"])
-        )
+_DUPLICATE = {"status": "duplicate", "stored": 0}
 
 
 def _unauthorized(exc: SignatureError | AuthError) -> Any:
@@ -123,21 +88,22 @@ def _receive(
             raise SignatureError("no signature matches the body")
     except (SignatureError, AuthError) as exc:
         return _unauthorized(exc)
-    if _seen(workspace_id, source, delivery_id):
-        return jsonify({"status": "duplicate", "stored": 0})
     try:
         records = parse(_json_body(body))
     except NoActivity as exc:
-        _remember(workspace_id, source, delivery_id, event, 0)
+        delivery = Delivery(source, delivery_id, event, [])
+        _store(workspace_id, delivery)
+        if delivery.already_received:
+            return jsonify(_DUPLICATE)
         return jsonify({"status": "ignored", "reason": exc.reason, "stored": 0})
     except InvalidRecord as exc:
         status = 400 if exc.field == "body" else 422
         return problem(status, "Malformed payload", str(exc), errors={exc.field: exc.reason})
-    with Ingestor(_engine(), workspace_id) as ingestor:
-        ingestor.add_many(records)
-    report = ingestor.report
-    _remember(workspace_id, source, delivery_id, event, report.stored)
-    return jsonify({"status": "stored", "stored": report.stored, "duplicates": report.duplicates})
+    delivery = Delivery(source, delivery_id, event, records)
+    _store(workspace_id, delivery)
+    if delivery.already_received:
+        return jsonify(_DUPLICATE)
+    return jsonify({"status": "stored", "stored": delivery.stored, "duplicates": delivery.duplicates})
 
 
 def _mapping(obj: Any) -> Mapping[str, Any]:

@@ -1,13 +1,29 @@
-"""Production serving with gunicorn; each worker builds its own app (and database pool) after fork."""
+"""Production serving with gunicorn; each worker builds its own app (and database pool) after fork.
+
+Workers are threaded (``gthread``): a platform's sender keeps its connection open between deliveries
+(HTTP keep-alive, which gunicorn's default ``sync`` workers close after every request), and a thread
+waiting on the database leaves the worker's other threads serving. ``GUNICORN_CMD_ARGS`` (gunicorn's
+own variable, e.g. ``--threads 8 --keep-alive 30``) overrides these defaults.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import tempfile
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from plugin.settings import Settings
+
+#: Threads per worker: enough to overlap database round trips; each holds at most one pooled
+#: connection, within SQLAlchemy's default pool (5 + 10 overflow).
+THREADS = 16
+#: Seconds an idle keep-alive connection stays open (gunicorn's default is 2).
+KEEPALIVE = 15
 
 
 # gunicorn ships no type hints, so its base class is Any to mypy.
@@ -20,6 +36,12 @@ class FlywheelServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        extra = os.environ.get("GUNICORN_CMD_ARGS")
+        if extra:
+            parsed = self.cfg.parser().parse_args(shlex.split(extra))
+            for key, value in vars(parsed).items():
+                if value is not None and key in self.cfg.settings:
+                    self.cfg.set(key.lower(), value)
 
     def load(self) -> Flask:
         from plugin.web.app import create_app
@@ -33,9 +55,41 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None
         {
             "bind": f"{host}:{port}",
             "workers": workers,
+            "worker_class": "gthread",
+            "threads": THREADS,
+            "keepalive": KEEPALIVE,
             "preload_app": False,
             "accesslog": "-",
             "timeout": 60,
             "graceful_timeout": 20,
+            **ops_options(settings),
         },
     ).run()
+
+
+def metrics_dir() -> tuple[str, bool]:
+    """The directory the workers share their Prometheus counts in: ``PROMETHEUS_MULTIPROC_DIR``
+    when set (the operator empties it before each start), else a fresh temporary one, set in the
+    environment the workers inherit. Returns it and whether it was made here."""
+    from plugin.services.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        return os.environ[MULTIPROC_ENV], False
+    made = tempfile.mkdtemp(prefix="flywheel-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made, True
+
+
+def ops_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn options for metrics and logs: every worker counts into one multiprocess directory
+    (a dead worker's live gauges dropped, a directory made here removed at exit); with JSON logs the
+    app's one JSON line per request (``flywheel.request``) replaces gunicorn's access log."""
+    from plugin.services.metrics import child_exit
+
+    directory, made = metrics_dir()
+    options: dict[str, Any] = {"child_exit": child_exit}
+    if made:
+        options["on_exit"] = lambda _server: shutil.rmtree(directory, ignore_errors=True)
+    if settings.log_format == "json":
+        options["accesslog"] = None
+    return options

@@ -20,7 +20,7 @@ import pytest
 
 from plugin.settings import Settings
 
-BROKER = os.environ.get("FLYWHEEL_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+BROKER = os.environ.get("FLYWHEEL_TEST_BROKER_URL", "redis://127.0.0.1:6379/12")
 
 
 def broker_or_skip() -> str:

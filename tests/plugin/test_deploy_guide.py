@@ -105,3 +105,16 @@ def test_following_the_guide_runs_the_demo_pipeline_through_web_worker_and_beat(
     assert re.search(r"crm_sync: ok: hubspot", output), output[-3000:]
     assert re.search(r'flywheel_hook_events_total\{[^}]*source="github"[^}]*\} 1', output), output[-3000:]
     assert "Celery" in logs and "flywheel.run_job" in logs  # the jobs ran on Celery workers
+
+
+def test_every_setting_is_in_the_readme_configuration_table_with_its_default() -> None:
+    read = set(
+        re.findall(r'"(FLYWHEEL_[A-Z_]+)"', (ROOT / "plugin" / "settings.py").read_text(encoding="utf-8"))
+    )
+    table = (
+        (ROOT / "README.md").read_text(encoding="utf-8").split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    )
+    rows = [line for line in table.splitlines() if line.startswith("| `FLYWHEEL_")]
+    documented = {name for row in rows for name in re.findall(r"`(FLYWHEEL_[A-Z_]+)`", row.split("|")[1])}
+    assert read - documented == set(), "settings missing from the README's configuration table"
+    assert all(row.split("|")[2].strip() for row in rows), "every row names its default"
