@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import Engine
 from werkzeug.routing import IntegerConverter
 
@@ -54,6 +54,7 @@ def create_app(
     from plugin.web.api import register_api
     from plugin.web.crm_card import crm_card_bp
     from plugin.web.dashboard import register_dashboard
+    from plugin.web.hook_guard import HookGuard
     from plugin.web.hooks import hooks_bp
     from plugin.web.ops import register_ops
     from plugin.web.panels import panels_bp
@@ -61,7 +62,8 @@ def create_app(
     from plugin.web.sign_in_link import link_bp
 
     limiter = secure_app(app, settings)
-    limiter.limit(settings.hooks_rate_limit)(hooks_bp)
+    limiter.request_filter(lambda: request.blueprint == "hooks")  # their own guard: hook_guard.py
+    app.extensions["flywheel.hook_guard"] = HookGuard(settings.hooks_rate_limit)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)

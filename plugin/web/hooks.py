@@ -51,6 +51,22 @@ def _secret(source: str) -> tuple[int, str]:
     return found if found is not None else (-1, _DECOY)
 
 
+@hooks_bp.before_request
+def _guard() -> Any:
+    """Per sending address, this process's budget (``FLYWHEEL_HOOKS_RATE_LIMIT``): 429 beyond it."""
+    wait = current_app.extensions["flywheel.hook_guard"].allow(request.remote_addr or "")
+    if not wait:
+        return None
+    body, status = problem(
+        429,
+        "Too many requests",
+        f"this address sends faster than {_settings().hooks_rate_limit}; retry later",
+    )
+    response = current_app.make_response((body, status))
+    response.headers["Retry-After"] = str(int(wait))
+    return response
+
+
 def _store(workspace_id: int, delivery: Delivery) -> None:
     writer = current_app.extensions.get("flywheel.delivery_writer")
     if writer is None:

@@ -1,6 +1,7 @@
 """What every response and every session gets: security headers, signed http-only session cookies,
 CSRF protection for the dashboard's forms (flask-wtf), and rate limits (flask-limiter) on the API
-(per token), on sign-in (per client address) and on inbound hooks (per sending address).
+(per token) and on sign-in (per client address); inbound hooks have their own per-process guard
+(plugin/web/hook_guard.py).
 
 The API and the hooks authenticate each request by a token or a signature, never by a cookie, so
 they need no CSRF token; the public referral and panel forms carry no ambient authority either

@@ -284,3 +284,25 @@ def test_an_unknown_workspace_answers_exactly_like_a_wrong_signature(
         client.post("/hooks/github?workspace=nope", data=body, headers=headers).json
         == client.post("/hooks/github", data=body, headers=headers).json
     )
+
+
+def test_a_sender_over_the_hook_budget_gets_429_with_retry_after_and_other_senders_do_not(
+    settings: Settings, engine: Engine, workspace_id: int
+) -> None:
+    import dataclasses
+
+    from plugin.web.hook_guard import HookGuard
+
+    secret(settings, engine, workspace_id, "github")
+    tight = dataclasses.replace(settings, hooks_rate_limit="3 per minute")
+    client = create_app(tight, engine).test_client()
+    body = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'
+    headers = {"X-GitHub-Event": "ping", "X-Hub-Signature-256": github_sig(body)}
+    answers = [client.post("/hooks/github", data=body, headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 20 and answers[-1].json["status"] == 429
+    other = client.post("/hooks/github", data=body, headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 200
+    guard = HookGuard("2 per second")
+    assert [guard.allow("a", now=100.0) for _ in range(3)] == [0.0, 0.0, 1.0]
+    assert guard.allow("a", now=100.6) == 0.0  # half a second later, one more fits
