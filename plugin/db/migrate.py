@@ -21,17 +21,21 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    # A plain connection: env.py's begin_transaction() owns the transaction, so a migration can
+    # step out of it (autocommit_block) to build an index CONCURRENTLY on PostgreSQL.
     cfg = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+        connection.commit()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     cfg = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
+        connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -590,14 +590,6 @@ def downgrade() -> None:
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plugin.db.migrate.upgrade() runs the migrations inside engine.begin(), an external "
-    "transaction, and alembic's autocommit_block() asserts it owns the transaction. Fix: open the "
-    "connection with engine.connect() and let env.py's context.begin_transaction() own it; then "
-    "drop this marker.",
-)
 def test_the_concurrent_index_convention_runs_through_flywheel_db_upgrade(
     scratch: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
