@@ -143,6 +143,7 @@ def _webhooks(ctx: JobContext) -> Summary:
         tally = worker.run(once=True, stop=stop)
     finally:
         timer.cancel()
+        stop.set()  # ends the relay thread too
         worker.close()
     return dict(tally)
 

@@ -43,7 +43,14 @@ def configure(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         # Long jobs (a full rescore, a large CRM sync) must not be re-delivered while they run.
         broker_transport_options={"visibility_timeout": 6 * 3600},
-        beat_schedule={"flywheel-tick": {"task": "flywheel.tick", "schedule": settings.tick_s}},
+        # A tick that waited behind long jobs is stale by then: dropped, the next one is on its way.
+        beat_schedule={
+            "flywheel-tick": {
+                "task": "flywheel.tick",
+                "schedule": settings.tick_s,
+                "options": {"expires": max(4 * settings.tick_s, 2.0)},
+            }
+        },
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
