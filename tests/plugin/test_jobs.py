@@ -299,3 +299,22 @@ def test_a_crm_job_that_finds_the_connection_busy_comes_back_soon_without_counti
     )
     job = _row(engine, "crm_pull", workspace_id)
     assert job.failures == 0 and timedelta(seconds=25) < job.next_run_at - before < timedelta(seconds=40)
+
+
+def test_delivery_sweeps_leave_no_thread_behind(
+    engine: Engine, settings: Settings, workspace_id: int
+) -> None:
+    tick(engine, settings)
+    job_id = _row(engine, "webhooks").id
+    before = threading.active_count()
+    for _ in range(5):
+        with engine.begin() as conn:
+            conn.execute(
+                update(ScheduledJob).where(ScheduledJob.id == job_id).values(next_run_at=datetime.now(UTC))
+            )
+        ran = run_job(engine, settings, job_id)
+        assert ran is not None and ran.status == "ok"
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threading.active_count() <= before
