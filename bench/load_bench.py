@@ -15,9 +15,12 @@ concurrently does: they must be answered and stored once.
 
 The load is open-loop: request i is due at ``start + i / rate`` whether or not earlier answers have
 come, and its latency runs from that due time to the end of the answer, so queueing in the client,
-the network and the server is counted (no coordinated omission). The client is asyncio + aiohttp
-over keep-alive connections, in this process; its CPU time is reported beside gunicorn's and
-PostgreSQL's.
+the network and the server is counted (no coordinated omission). The client is a lean one, as wrk
+is: every request's bytes are built before the clock starts, each is written at its due time to a free
+connection of a fixed pool of keep-alive connections (or waits in a FIFO queue for one, the wait
+counted in its latency) and its answer is parsed no further than its status, headers and small JSON
+body. It runs on asyncio (uvloop's loop when installed) in a process of its own, so it never competes
+with this one's GIL and its CPU time is reported beside gunicorn's and PostgreSQL's.
 
     python -m bench.load_bench                              # 1,000/s for 60 s
     python -m bench.load_bench --rate 1500 --seconds 20 --workers 2
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import platform
 import shlex
@@ -41,9 +46,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+import urllib.parse
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -276,70 +283,398 @@ class LoadResult:
         return ordered[index]
 
 
+#: A free connection idle this long is closed and opened again before the server's keep-alive
+#: timeout can close it under a request being written (gunicorn's default keep-alive is 2 s).
+IDLE_REOPEN_S = 1.5
+_SWEEP_S = 0.1  # how often timeouts and idle connections are checked
+#: Due times and answers are timed on this clock, not the loop's (uvloop's ticks in milliseconds).
+_clock = time.perf_counter
+
+
+def _wire(host: str, path: str, delivery: Delivery) -> bytes:
+    """The whole HTTP/1.1 request, as it goes on the wire."""
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}"]
+    head += [f"{name}: {value}" for name, value in delivery.headers.items()]
+    head += [f"Content-Length: {len(delivery.body)}", "Connection: keep-alive", "", ""]
+    return "\r\n".join(head).encode("latin-1") + delivery.body
+
+
+def _dechunk(data: bytes) -> bytes | None:
+    """A chunked body (trailers ignored), or None while it is not complete."""
+    out, pos = bytearray(), 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(data[pos:eol].split(b";", 1)[0], 16)
+        if size == 0:
+            return bytes(out) if data.find(b"\r\n\r\n", eol) >= 0 or data.endswith(b"\r\n") else None
+        if len(data) < eol + 2 + size + 2:
+            return None
+        out += data[eol + 2 : eol + 2 + size]
+        pos = eol + 2 + size + 2
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection: at most one request in flight, its answer parsed minimally (status
+    line, headers up to the blank line, a Content-Length, chunked or read-to-close body)."""
+
+    __slots__ = ("body_at", "chunked", "client", "close_after", "code", "dead", "due", "idle_since", "need",
+                 "pending", "transport")  # fmt: skip
+
+    def __init__(self, client: _Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.pending = b""  # an answer's first part, while the rest has not come
+        self.due: float | None = None  # the in-flight request's due time
+        self.need = -1  # the answer's end in ``pending`` once its head is read (-1: not yet)
+        self.body_at = 0
+        self.code = 0
+        self.chunked = False
+        self.close_after = False
+        self.dead = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, due: float, wire: bytes) -> None:
+        self.due = due
+        self.transport.write(wire)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        if self.due is None:  # nothing asked: not HTTP as we speak it
+            self.dead = True
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        if self.pending:
+            data = self.pending + data
+        if self.need < 0:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.pending = data
+                return
+            head = data[:end].lower()
+            try:
+                code = int(head[9:12])
+            except ValueError:
+                self._fail("bad answer")
+                return
+            if code < 200:  # 1xx: an interim answer, the real one follows
+                self.pending = b""
+                if len(data) > end + 4:
+                    self.data_received(data[end + 4 :])
+                return
+            self.code = code
+            self.body_at = end + 4
+            self.close_after = b"\r\nconnection: close" in head or head.startswith(b"http/1.0")
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                eol = head.find(b"\r\n", at + 2)
+                self.need = self.body_at + int(head[at + 17 : eol if eol > 0 else end])
+            elif code in (204, 304):
+                self.need = self.body_at
+            elif b"\r\ntransfer-encoding: chunked" in head:
+                self.chunked = True
+                self.need = 1 << 62
+            else:  # read to the close
+                self.close_after = True
+                self.need = 1 << 62
+        if self.chunked:
+            body = _dechunk(data[self.body_at :])
+            if body is None:
+                self.pending = data
+                return
+        elif len(data) < self.need:
+            self.pending = data
+            return
+        else:
+            body = data[self.body_at : self.need]
+        self.pending = b""
+        self._answered(body)
+
+    def _answered(self, body: bytes) -> None:
+        due, code = self.due, self.code
+        self.due, self.need, self.chunked = None, -1, False
+        self.client.answered(due, code, body)  # type: ignore[arg-type]
+        if self.close_after or self.dead:
+            self.dead = True
+            self.transport.close()  # type: ignore[union-attr]
+        else:
+            self.client.release(self)
+
+    def _fail(self, kind: str) -> None:
+        due, self.due = self.due, None
+        self.dead = True
+        self.transport.abort()  # type: ignore[union-attr]
+        if due is not None:
+            self.client.failed(due, kind)
+
+    def eof_received(self) -> bool | None:
+        self.dead = True  # never hand this one another request
+        self.client.drop_free(self)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        if self.due is not None:
+            if self.need == 1 << 62 and not self.chunked:  # the body ran to the close
+                self._answered(self.pending[self.body_at :])
+            else:
+                due, self.due = self.due, None
+                self.client.failed(due, "ServerDisconnectedError")
+        self.client.gone(self)
+
+
+class _Client:
+    """A fixed pool of keep-alive connections; a request due when none is free waits in a FIFO queue
+    (its latency still runs from its due time)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, size: int,
+                 timeout: float, result: LoadResult) -> None:  # fmt: skip
+        self.loop, self.host, self.port, self.size, self.timeout = loop, host, port, size, timeout
+        self.result = result
+        self.free: deque[_Conn] = deque()  # oldest-idle first: requests go round the pool
+        self.conns: set[_Conn] = set()
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.left = 0  # requests not yet answered or failed
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.last_done = 0.0
+        self.warming = 0
+        self.closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _connect(self) -> _Conn:
+        _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+        self.conns.add(conn)
+        return conn
+
+    async def open(self) -> None:
+        """Open the pool before the clock starts, one /healthz on each (as a platform's sender keeps
+        its connections open)."""
+        opened = await asyncio.gather(*(self._connect() for _ in range(self.size)), return_exceptions=True)
+        conns = [c for c in opened if isinstance(c, _Conn)]
+        if not conns:
+            raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {opened[0]!r}")
+        for _ in range(self.size - len(conns)):
+            self._reopen()
+        self.warming = len(conns)
+        warmed = self.finished
+        health = f"GET /healthz HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
+        for conn in conns:
+            conn.send(0.0, health)
+        await asyncio.wait([warmed], timeout=self.timeout)
+        self.warming = 0
+        for conn in [c for c in self.conns if c.due is not None]:  # no answer: open another instead
+            conn.due, conn.dead = None, True
+            conn.transport.abort()  # type: ignore[union-attr]
+        self.finished = self.loop.create_future()
+        self._sweep()
+
+    def submit(self, due: float, wire: bytes) -> None:
+        if self.free:
+            self.free.popleft().send(due, wire)
+        else:
+            self.queue.append((due, wire))
+
+    def release(self, conn: _Conn) -> None:
+        if self.queue:
+            due, wire = self.queue.popleft()
+            conn.send(due, wire)
+        else:
+            conn.idle_since = _clock()
+            self.free.append(conn)
+
+    def _resolved(self) -> None:
+        if self.warming:
+            self.warming -= 1
+            if not self.warming:
+                self.finished.set_result(None)
+            return
+        self.left -= 1
+        if not self.left and not self.finished.done():
+            self.finished.set_result(None)
+
+    def answered(self, due: float, code: int, body: bytes) -> None:
+        if self.warming:
+            self._resolved()
+            return
+        done = _clock()
+        result = self.result
+        if done > self.last_done:
+            self.last_done = done
+        result.latencies_ms.append((done - due) * 1000)
+        if 200 <= code < 300:
+            result.ok += 1
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                result.statuses["not json"] += 1
+            else:
+                status = parsed.get("status") if isinstance(parsed, dict) else None
+                result.statuses[str(status)] += 1
+        else:
+            result.errors[f"http {code}"] += 1
+        self._resolved()
+
+    def failed(self, due: float, kind: str) -> None:
+        if not self.warming:
+            self.result.errors[kind] += 1
+        self._resolved()
+
+    def drop_free(self, conn: _Conn) -> None:
+        if conn in self.free:
+            self.free.remove(conn)
+
+    def gone(self, conn: _Conn) -> None:
+        """A connection closed (by either side): open another in its place."""
+        self.drop_free(conn)
+        if conn in self.conns:
+            self.conns.discard(conn)
+            if not self.closing:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        task = self.loop.create_task(self._reconnect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconnect(self) -> None:
+        pause = 0.0
+        while not self.closing:
+            try:
+                conn = await self._connect()
+            except OSError:
+                if self.queue:  # as a client that cannot connect fails the request waiting for it
+                    due, _ = self.queue.popleft()
+                    self.failed(due, "ClientConnectorError")
+                pause = min(1.0, pause * 2 or 0.02)
+                await asyncio.sleep(pause)
+                continue
+            if self.closing:
+                conn.transport.close()
+            else:
+                self.release(conn)
+            return
+
+    def _sweep(self) -> None:
+        """Time out requests (in flight or queued) older than ``timeout`` from their due time, and
+        reopen connections idle too long."""
+        if self.closing:
+            return
+        now = _clock()
+        limit = now - self.timeout
+        if not self.warming:
+            for conn in [c for c in self.conns if c.due is not None and c.due < limit]:
+                conn._fail("timeout")
+            queue = self.queue
+            while queue and queue[0][0] < limit:
+                self.failed(queue.popleft()[0], "timeout")
+        free = self.free
+        while free and free[0].idle_since < now - IDLE_REOPEN_S:
+            conn = free.popleft()
+            conn.dead = True
+            conn.transport.close()  # type: ignore[union-attr]
+        self.loop.call_later(_SWEEP_S, self._sweep)
+
+    def close(self) -> None:
+        self.closing = True
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
 async def _drive(
     base_url: str, plan: list[tuple[float, Delivery]], rate: float, connections: int, timeout: float
 ) -> LoadResult:
-    import aiohttp
-
     result = LoadResult(target_rate=rate, seconds=plan[-1][0] + 1 / rate if plan else 0.0)
+    result.scheduled = len(plan)
     loop = asyncio.get_running_loop()
-    url = base_url + f"/hooks/github?workspace={WORKSPACE}"
-    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=60, enable_cleanup_closed=True)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    latencies = result.latencies_ms
-    statuses, errors = result.statuses, result.errors
-    last_done = 0.0
-
-    async def one(session: aiohttp.ClientSession, due: float, delivery: Delivery) -> None:
-        nonlocal last_done
-        try:
-            async with session.post(url, data=delivery.body, headers=delivery.headers) as response:
-                raw = await response.read()
-                code = response.status
-        except TimeoutError:
-            errors["timeout"] += 1
-            return
-        except aiohttp.ClientError as exc:
-            errors[type(exc).__name__] += 1
-            return
-        done = loop.time()
-        last_done = max(last_done, done)
-        if 200 <= code < 300:
-            result.ok += 1
-            latencies.append((done - due) * 1000)
-            try:
-                statuses[str(orjson.loads(raw).get("status"))] += 1
-            except orjson.JSONDecodeError:
-                statuses["not json"] += 1
-        else:
-            errors[f"http {code}"] += 1
-            latencies.append((done - due) * 1000)
+    parts = urllib.parse.urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = f"{parts.path.rstrip('/')}/hooks/github?workspace={WORKSPACE}"
+    wires: dict[int, bytes] = {}  # a delivery sent twice is built once
+    for _, delivery in plan:
+        if id(delivery) not in wires:
+            wires[id(delivery)] = _wire(parts.netloc, path, delivery)
+    dues = [at for at, _ in plan]
+    queue = [wires[id(delivery)] for _, delivery in plan]
+    del wires
+    gc.collect()
+    gc.freeze()  # the plan is never garbage: keep the collector off it during the run
 
     cpu0 = time.process_time()
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=client_timeout, skip_auto_headers=("User-Agent",)
-    ) as session:
-        # Open the connections before the clock starts, as a platform's sender keeps them open.
-        warm = [session.get(base_url + "/healthz") for _ in range(connections)]
-        for response in await asyncio.gather(*warm, return_exceptions=True):
-            if isinstance(response, aiohttp.ClientResponse):
-                response.release()
-        tasks: list[asyncio.Task[None]] = []
-        start = loop.time() + 0.05
-        for at, delivery in plan:
-            due = start + at
-            delay = due - loop.time()
-            if delay > 0.0005:
-                await asyncio.sleep(delay)
+    client = _Client(loop, host, port, connections, timeout, result)
+    try:
+        await client.open()
+        client.left = len(plan)
+        if not plan:
+            client.finished.set_result(None)
+        sent: asyncio.Future[float] = loop.create_future()
+        start = _clock() + 0.05
+        count, index, lag = len(plan), 0, 0.0
+
+        def tick() -> None:
+            nonlocal index, lag
+            now = _clock()
+            horizon = now + 0.0005
+            while index < count:
+                due = start + dues[index]
+                if due > horizon:
+                    loop.call_later(due - now, tick)
+                    break
+                if now - due > lag:
+                    lag = now - due
+                client.submit(due, queue[index])
+                index += 1
             else:
-                result.max_send_lag_ms = max(result.max_send_lag_ms, -delay * 1000)
-            tasks.append(loop.create_task(one(session, due, delivery)))
-        result.send_span_s = loop.time() - start
-        await asyncio.gather(*tasks)
+                sent.set_result(now)
+
+        loop.call_later(start - _clock(), tick)
+        result.send_span_s = await sent - start
+        result.max_send_lag_ms = lag * 1000
+        await client.finished
+    finally:
+        client.close()
+        gc.unfreeze()
     result.client_cpu_s = time.process_time() - cpu0
-    result.scheduled = len(plan)
-    result.span_s = max(last_done - start, result.send_span_s)
+    result.span_s = max(client.last_done - start, result.send_span_s)
     return result
+
+
+def _run_client(
+    base_url: str, plan: list[tuple[float, Delivery]], rate: float, connections: int, timeout: float,
+    event_loop: str,
+) -> LoadResult:  # fmt: skip
+    factory = None
+    if event_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_drive(base_url, plan, rate, connections, timeout))
+
+
+def _client_process(send: Any, *args: Any) -> None:
+    try:
+        outcome: Any = _run_client(*args)
+    except BaseException:
+        outcome = RuntimeError("load client failed:\n" + traceback.format_exc())
+    send.send(outcome)
+    send.close()
+
+
+def client_loop(choice: str = "auto") -> str:
+    """The client's event loop: ``uvloop`` when asked (or, for ``auto``, when installed), else asyncio's."""
+    if choice == "auto":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "asyncio"
+        return "uvloop"
+    return choice
 
 
 def drive(
@@ -349,9 +684,33 @@ def drive(
     *,
     connections: int = 64,
     timeout: float = 30.0,
+    event_loop: str = "auto",
+    separate_process: bool = True,
 ) -> LoadResult:
-    """Send ``plan`` open-loop to ``base_url`` and measure every answer (see the module doc)."""
-    return asyncio.run(_drive(base_url, plan, rate, connections, timeout))
+    """Send ``plan`` open-loop to ``base_url`` and measure every answer (see the module doc).
+
+    The client runs in a process of its own (forked, so the plan is not copied), with a GIL of its
+    own and its CPU time counted apart from this process's; ``separate_process=False`` runs it here."""
+    args = (base_url, plan, rate, connections, timeout, client_loop(event_loop))
+    if not separate_process or "fork" not in multiprocessing.get_all_start_methods():
+        return _run_client(*args)
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_client_process, args=(send, *args), name="load-bench-client")
+    process.start()
+    send.close()
+    try:
+        outcome = receive.recv()
+    except EOFError:
+        process.join(5)
+        outcome = RuntimeError(f"the load client exited with code {process.exitcode}")
+    finally:
+        receive.close()
+        process.join(30)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    result: LoadResult = outcome
+    return result
 
 
 # -- database and server ----------------------------------------------------------------------------
@@ -391,6 +750,8 @@ class Stack:
             "FLYWHEEL_WORKSPACE": WORKSPACE,
             "FLYWHEEL_RATE_LIMIT_STORAGE": REDIS_URL,
             "FLYWHEEL_HOOKS_RATE_LIMIT": rate_limit,
+            # As production runs it (docs/deploy.md): one JSON line a request instead of the access log.
+            "FLYWHEEL_LOG_FORMAT": os.environ.get("FLYWHEEL_LOG_FORMAT", "json"),
         }
         self.port = 0
         self.server: subprocess.Popen[bytes] | None = None
@@ -583,6 +944,7 @@ def run(
     retries: float = 0.01,
     database: str | None = None,
     log: Any = None,
+    event_loop: str = "auto",
 ) -> dict[str, Any]:
     """The whole benchmark; returns its figures (see :func:`figures`)."""
     say = log or (lambda _msg: None)
@@ -591,7 +953,8 @@ def run(
         tempfile.TemporaryDirectory(prefix="flywheel-load-bench-") as tmp,
         Stack(postgres_url(database), workers=workers, workdir=Path(tmp)) as stack,
     ):
-        say(f"server: {stack.base_url}, {workers} worker(s), schema {stack.schema}")
+        say(f"server: {stack.base_url}, {workers} worker(s), schema {stack.schema}; "
+            f"client on {client_loop(event_loop)}, in a process of its own")  # fmt: skip
         built = time.perf_counter()
         deliveries = build_deliveries(count, stack.secret, users=users)
         plan = schedule(deliveries, rate, retries)
@@ -600,7 +963,7 @@ def run(
             f"{time.perf_counter() - built:.1f} s; {len(plan) - count:,} sent twice at once")  # fmt: skip
         server, pg = stack.server_pids(), postgres_pids()
         server_cpu0, pg_cpu0, machine0 = process_cpu_s(server), process_cpu_s(pg), machine_cpu_s()
-        result = drive(stack.base_url, plan, rate, connections=connections)
+        result = drive(stack.base_url, plan, rate, connections=connections, event_loop=event_loop)
         server_cpu = process_cpu_s(server) - server_cpu0
         pg_cpu = process_cpu_s(postgres_pids()) - pg_cpu0  # backends that exited are not counted
         machine1 = machine_cpu_s()
@@ -705,13 +1068,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the run (default 60)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="client keep-alive connections")
     parser.add_argument("--users", type=int, default=2_000, help="community members the events come from")
     parser.add_argument(
         "--retries", type=float, default=0.01, help="share of deliveries sent twice at once (default 0.01)"
     )
     parser.add_argument("--database", help="PostgreSQL URL (default FLYWHEEL_TEST_DATABASE_URL or local)")
+    parser.add_argument(
+        "--client-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the client's event loop (default auto: uvloop when installed)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     report = run(
@@ -722,6 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         retries=args.retries,
         database=args.database,
+        event_loop=args.client_loop,
         log=lambda msg: print(msg, flush=True),
     )
     _print(report, args)
