@@ -318,3 +318,28 @@ def test_delivery_sweeps_leave_no_thread_behind(
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert threading.active_count() <= before
+
+
+def test_metrics_show_due_and_failing_jobs(
+    engine: Engine, settings: Settings, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from plugin.web.app import create_app
+
+    def scrape() -> dict[str, float]:
+        text = create_app(settings, engine).test_client().get("/metrics").get_data(as_text=True)
+        return {
+            s.name + "".join(f"/{v}" for v in s.labels.values()): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name.startswith("flywheel_job")
+        }
+
+    with engine.begin() as conn:
+        schedule.ensure(conn)
+    assert scrape()["flywheel_jobs_due"] == len(JOBS)  # nothing has run: every job is due
+    _only(monkeypatch, "crm_pull", lambda ctx: (_ for _ in ()).throw(TransientError("down")))
+    Loop(engine, settings).run(threading.Event(), once=True)
+    seen = scrape()
+    assert seen["flywheel_jobs_due"] == 0 and seen["flywheel_jobs_failing/crm_pull"] == 1
