@@ -41,7 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     base = load_settings({"FLYWHEEL_DATABASE_URL": pg}).database_url
     schema = f"fw_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
+    admin = create_engine(base, pool_pre_ping=True)  # the restart fault test restarts the server
     try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))

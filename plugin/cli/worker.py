@@ -18,7 +18,7 @@ from rich.table import Table
 from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
 from plugin.db.base import utcnow
 from plugin.errors import ConfigError, TransientError, ValidationFailed
-from plugin.jobs import schedule
+from plugin.jobs import schedule, supervise
 from plugin.jobs.catalog import JOBS
 from plugin.jobs.runner import Loop, Ran
 
@@ -77,9 +77,12 @@ def worker(
         ]
         if with_beat:
             argv += ["--beat", f"--schedule={_beat_file(app)}"]
-        app.err.print(
-            f"Flywheel worker on {_redacted(settings.broker_url)} (Celery, {concurrency or 2} processes)"
-        )
+        if not supervise.is_child():  # this process watches; a child runs Celery, restarted if it dies
+            app.err.print(
+                f"Flywheel worker on {_redacted(settings.broker_url)} (Celery, {concurrency or 2} processes)"
+            )
+            child = ["worker", f"--concurrency={concurrency or 2}", *(["--beat"] if with_beat else [])]
+            raise SystemExit(supervise.supervise(child, "the Celery worker"))
         configure(settings).worker_main(argv)
         return
     stop = _stop_on_signals()
@@ -142,7 +145,11 @@ def beat(app: AppContext) -> None:
     app.engine  # noqa: B018
     from plugin.jobs.celery_app import configure
 
-    app.err.print(f"Flywheel beat: a tick every {settings.tick_s:g} s to {_redacted(settings.broker_url)}")
+    if not supervise.is_child():
+        app.err.print(
+            f"Flywheel beat: a tick every {settings.tick_s:g} s to {_redacted(settings.broker_url)}"
+        )
+        raise SystemExit(supervise.supervise(["beat"], "the Celery beat"))
     configure(settings).start(["beat", "--loglevel=INFO", f"--schedule={_beat_file(app)}"])
 
 

@@ -365,9 +365,9 @@ def _jobs(conn: Connection, now: datetime) -> Iterable[Metric]:
         value=max((now - r.next_run_at).total_seconds() for r in due) if due else 0.0,
     )
     yield _family("flywheel_jobs_running", "Jobs running now (under a live lease), by job", ["job"],
-                  Tally(r.job for r in rows if r.lease_until and r.lease_until > now))  # fmt: skip
+                  Tally((r.job,) for r in rows if r.lease_until and r.lease_until > now))  # fmt: skip
     yield _family("flywheel_jobs_failing", "Jobs whose last run failed (retried), by job", ["job"],
-                  Tally(r.job for r in rows if r.failures))  # fmt: skip
+                  Tally((r.job,) for r in rows if r.failures))  # fmt: skip
     finished = [r.last_finished_at for r in rows if r.last_finished_at]
     yield GaugeMetricFamily(
         "flywheel_job_last_finished_age_seconds",
