@@ -58,6 +58,8 @@ from typing import Any
 
 import orjson
 
+from bench.figures import machine
+
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own; its keys are removed after the run
 WORKSPACE = "load"
@@ -921,16 +923,6 @@ def machine_cpu_s() -> tuple[float, float]:
     return (sum(values) - idle) / _ticks(), sum(values) / _ticks()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -1057,7 +1049,7 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"{100 * cpu['machine_busy'] / max(cpu['machine_total'], 1e-9):.0f}%"
     )
     print(
-        f"  machine       {cpu_model()}, Python {platform.python_version()}, "
+        f"  machine       {machine()}, Python {platform.python_version()}, "
         f"{datetime.now(UTC).isoformat(timespec='seconds')}"
     )
 
@@ -1103,7 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "bench": "load",
                     "command": command.strip(),
-                    "machine": cpu_model(),
+                    "machine": machine(),
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "figures": figs,
                 }

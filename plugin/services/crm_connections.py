@@ -9,7 +9,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -207,6 +207,21 @@ def salesforce_client(credentials: dict[str, Any], instance_url: str | None) -> 
     raise ConfigError(
         f"unknown Salesforce login mode {mode!r}", hint="connect again with `flywheel crm connect salesforce`"
     )
+
+
+@contextmanager
+def adapter_for(settings: Settings, row: CrmConnection, given: Any = None) -> Iterator[Any]:
+    """``given`` (a test's adapter), or the connection's own opened for the block; a failure to
+    open it (Salesforce's login, the sandbox's start) comes out as the plugin's error."""
+    if given is not None:
+        yield given
+        return
+    with ExitStack() as stack:
+        try:
+            opened = stack.enter_context(open_adapter(settings, row))
+        except CrmError as exc:
+            raise crm_error(exc, row.kind) from exc
+        yield opened
 
 
 @contextmanager

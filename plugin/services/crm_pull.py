@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,12 +24,12 @@ from plugin.db.models import CrmDeal as CrmDealRow
 from plugin.db.sql import raw_rows, upsert_rows
 from plugin.services.crm_connections import (
     acquire_lease,
+    adapter_for,
     crm_error,
     finish_run,
     lease_holder,
     lease_length,
     load_connection,
-    open_adapter,
     release_lease,
     start_run,
 )
@@ -92,16 +91,9 @@ def pull_crm(
     adapter: Reader | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
-    with lease_length(settings.crm_lease_s):
-        row = load_connection(engine, workspace_id, kind)
-        if adapter is None:
-            with ExitStack() as stack:
-                try:
-                    opened = stack.enter_context(open_adapter(settings, row))
-                except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
-                    raise crm_error(exc, row.kind) from exc
-                return _pull(engine, workspace_id, row, opened, progress)
-        return _pull(engine, workspace_id, row, adapter, progress)
+    row = load_connection(engine, workspace_id, kind)
+    with lease_length(settings.crm_lease_s), adapter_for(settings, row, adapter) as crm:
+        return _pull(engine, workspace_id, row, crm, progress)
 
 
 def _pull(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,12 +25,12 @@ from plugin.db.sql import dialect_insert, upsert_rows
 from plugin.services.crm_companies import sync_companies
 from plugin.services.crm_connections import (
     acquire_lease,
+    adapter_for,
     crm_error,
     finish_run,
     lease_holder,
     lease_length,
     load_connection,
-    open_adapter,
     release_lease,
     renew_lease,
     start_run,
@@ -216,16 +215,9 @@ def sync_crm(
 ) -> SyncReport:
     """Send every changed member to the workspace's CRM (or, with ``dry_run``, say what would
     change, field by field, without a call)."""
-    with lease_length(settings.crm_lease_s):
-        row = load_connection(engine, workspace_id, kind)
-        if adapter is None:
-            with ExitStack() as stack:
-                try:
-                    opened = stack.enter_context(open_adapter(settings, row))
-                except CrmError as exc:  # the login itself (Salesforce) or the sandbox's start
-                    raise crm_error(exc, row.kind) from exc
-                return _leased(engine, workspace_id, row, opened, dry_run, progress)
-        return _leased(engine, workspace_id, row, adapter, dry_run, progress)
+    row = load_connection(engine, workspace_id, kind)
+    with lease_length(settings.crm_lease_s), adapter_for(settings, row, adapter) as crm:
+        return _leased(engine, workspace_id, row, crm, dry_run, progress)
 
 
 def _leased(
