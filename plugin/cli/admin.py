@@ -211,7 +211,7 @@ def hooks_secret(
             f"Secret for {source} (shown once; paste it into the platform's webhook settings): {value}"
         )
     else:
-        app.out.print(f"Secret for {source} saved.")
+        app.out.print(f"Secret for {source} saved; running web processes use it within 5 seconds.")
 
 
 @click.command()
