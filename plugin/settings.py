@@ -74,6 +74,9 @@ class Settings:
     job_requeue_s: float = 120.0
     #: The lease of one CRM connection's sync or pull (FLYWHEEL_CRM_LEASE_SECONDS), renewed per batch.
     crm_lease_s: float = 1800.0
+    #: A folder of per-workspace folders of activity files the ``inbox`` job pulls in
+    #: (FLYWHEEL_INBOX_DIR); unset: no inbox.
+    inbox_dir: Path | None = None
     #: Log lines as plain text or one JSON object a line (FLYWHEEL_LOG_FORMAT=text|json), at this
     #: level and above (FLYWHEEL_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR, CRITICAL).
     log_format: str = "text"
@@ -140,6 +143,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env.get("FLYWHEEL_PROGRAMS_CONFIG")
         else None,
         broker_url=_broker(env),
+        inbox_dir=Path(env["FLYWHEEL_INBOX_DIR"]).expanduser() if env.get("FLYWHEEL_INBOX_DIR") else None,
         **_job_settings(env),
         metrics_token=env.get("FLYWHEEL_METRICS_TOKEN", "").strip() or None,
         **_log_settings(env),

@@ -127,6 +127,20 @@ def _reward_holds(ctx: JobContext) -> Summary:
         return {"approved": len(release(conn, _ws(ctx), ctx.now))}
 
 
+def _inbox(ctx: JobContext) -> Summary:
+    from plugin.db.models import Workspace
+    from plugin.services.inbox import pull_inbox
+
+    if ctx.settings.inbox_dir is None:
+        raise Skipped("no inbox folder (set FLYWHEEL_INBOX_DIR)")
+    with ctx.engine.connect() as conn:
+        slug = conn.execute(select(Workspace.slug).where(Workspace.id == _ws(ctx))).scalar_one()
+    folder = ctx.settings.inbox_dir / slug
+    if not folder.is_dir():
+        raise Skipped(f"no folder {folder} for this workspace")
+    return pull_inbox(ctx.engine, _ws(ctx), folder, lease_s=ctx.settings.job_lease_s).as_dict()
+
+
 #: The longest one delivery sweep runs before it hands the thread back (the next tick goes on).
 SWEEP_S = 50.0
 
@@ -167,6 +181,7 @@ JOBS: dict[str, JobSpec] = {
     for spec in (
         JobSpec("webhooks", "global", 5, "deliver due outgoing webhooks, retries included", _webhooks),
         JobSpec("webhook_prune", "global", 86_400, "delete old delivered webhooks", _webhook_prune),
+        JobSpec("inbox", "workspace", 60, "pull in activity files dropped in the inbox folder", _inbox),
         JobSpec("score", "workspace", 900, "rescore members with new activity (incremental)", _score),
         JobSpec("crm_sync", "workspace", 3_600, "send changed members and signals to the CRM", _crm_sync),
         JobSpec("crm_pull", "workspace", 3_600, "read lifecycle stages and deals back", _crm_pull),
