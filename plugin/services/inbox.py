@@ -54,8 +54,11 @@ def _give_back_stale(folder: Path, older_than_s: float, now: float) -> None:
     for path in processing.iterdir():
         if path.is_file() and now - path.stat().st_mtime > older_than_s:
             original = path.name.split("-", 1)[1] if "-" in path.name else path.name
+            back = folder / original
+            if back.exists():  # a new file of the same name was dropped meanwhile: keep both
+                back = folder / f"{_stamp()}-{original}"
             try:
-                path.rename(folder / original)
+                path.rename(back)
             except OSError:
                 continue  # another worker gave it back first
 
