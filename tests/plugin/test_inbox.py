@@ -93,12 +93,13 @@ def test_a_dead_workers_claim_is_given_back_and_an_unreadable_file_goes_to_faile
     (folder / ".processing").mkdir(parents=True)
     live = dataclasses.replace(settings, inbox_dir=tmp_path / "inbox", job_lease_s=30)
     left = write_jsonl(folder / ".processing" / "20261202T000000000000Z-forum-export.jsonl", [record("f1")])
-    _settle(left)  # claimed a minute ago by a worker that died
+    newer = write_jsonl(folder / "forum-export.jsonl", [record("f2")])  # the same name, dropped since
+    _settle(left, newer)  # claimed a minute ago by a worker that died
     unreadable = folder / "badges.csv"
     unreadable.write_bytes(b"\xff\xfe\x00not,a,csv\x00")
     _settle(unreadable)
     summary = _inbox(engine, live)
-    assert summary["status"] == "ok" and summary["stored"] == 1
+    assert summary["status"] == "ok" and summary["stored"] == 2  # both files, neither lost
     assert (folder / "done" / "forum-export.jsonl").exists() and not any((folder / ".processing").iterdir())
     failed = sorted(p.name for p in (folder / "failed").iterdir()) if (folder / "failed").exists() else []
     done = sorted(p.name for p in (folder / "done").iterdir())
