@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property, wraps
@@ -94,6 +96,14 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM: long-running commands finish what is in flight, then stop."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

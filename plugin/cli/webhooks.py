@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
-from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
+from plugin.cli.context import (
+    AppContext,
+    handle_errors,
+    json_option,
+    pass_app,
+    stop_on_signals,
+    workspace_option,
+)
 from plugin.db.base import utcnow
 from plugin.db.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from plugin.errors import ValidationFailed
@@ -288,9 +293,7 @@ def recover_(app: AppContext, endpoint_id: int, since: str, workspace: str | Non
 @handle_errors
 def deliver(app: AppContext, once: bool, threads: int, as_json: bool) -> None:
     """The delivery worker: runs until stopped (Ctrl-C or SIGTERM finish what is in flight)."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     worker = Worker(app.engine, app.settings, threads=threads)
     with app.progress("delivering webhooks") as update:
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,12 +13,20 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from plugin.cli.context import AppContext, handle_errors, json_option, pass_app, workspace_option
+from plugin.cli.context import (
+    AppContext,
+    handle_errors,
+    json_option,
+    pass_app,
+    stop_on_signals,
+    workspace_option,
+)
 from plugin.db.base import utcnow
 from plugin.errors import ConfigError, TransientError, ValidationFailed
 from plugin.jobs import schedule, supervise
 from plugin.jobs.catalog import JOBS
 from plugin.jobs.runner import Loop, Ran
+from plugin.logs import redact
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -31,13 +37,6 @@ def parse_every(text: str) -> int:
     if not match:
         raise ValidationFailed(f"{text!r} is not an interval", hint="e.g. 30s, 15m, 2h or 1d")
     return int(match[1]) * UNITS[match[2] or "s"]
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 @click.command()
@@ -79,13 +78,13 @@ def worker(
             argv += ["--beat", f"--schedule={_beat_file(app)}"]
         if not supervise.is_child():  # this process watches; a child runs Celery, restarted if it dies
             app.err.print(
-                f"Flywheel worker on {_redacted(settings.broker_url)} (Celery, {concurrency or 2} processes)"
+                f"Flywheel worker on {redact(settings.broker_url)} (Celery, {concurrency or 2} processes)"
             )
             child = ["worker", f"--concurrency={concurrency or 2}", *(["--beat"] if with_beat else [])]
             raise SystemExit(supervise.supervise(child, "the Celery worker"))
         configure(settings).worker_main(argv)
         return
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     loop = Loop(app.engine, settings, threads=concurrency or 4)
     if once:
         with app.progress("running due jobs") as update:
@@ -122,10 +121,6 @@ def _report(app: AppContext, ran: list[Ran], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _redacted(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
-
-
 def _beat_file(app: AppContext) -> Path:
     return app.settings.secret_key_file.parent / "flywheel-beat-schedule"
 
@@ -146,9 +141,7 @@ def beat(app: AppContext) -> None:
     from plugin.jobs.celery_app import configure
 
     if not supervise.is_child():
-        app.err.print(
-            f"Flywheel beat: a tick every {settings.tick_s:g} s to {_redacted(settings.broker_url)}"
-        )
+        app.err.print(f"Flywheel beat: a tick every {settings.tick_s:g} s to {redact(settings.broker_url)}")
         raise SystemExit(supervise.supervise(["beat"], "the Celery beat"))
     configure(settings).start(["beat", "--loglevel=INFO", f"--schedule={_beat_file(app)}"])
 
@@ -214,7 +207,7 @@ def set_(
             session.connection(), ws.id, job, every_s=parse_every(every) if every else None, enabled=enabled
         )
         session.commit()
-        row = next(r for r in schedule.listing(session.connection(), ws.id) if r["job"] == job)
+        row = schedule.job_state(session.connection(), ws.id, job, ensure_rows=False)
     if as_json:
         app.emit_json(row)
         return
@@ -271,8 +264,7 @@ def _finished_after(
     deadline = time.monotonic() + timeout
     while True:
         with app.engine.connect() as conn:
-            row = next(r for r in schedule.listing(conn, workspace_id) if r["job"] == job)
-            conn.commit()
+            row = schedule.job_state(conn, workspace_id, job, ensure_rows=False)  # run_soon made it
         done = row["last_finished_at"] and datetime.fromisoformat(row["last_finished_at"]) >= asked
         if done and not row["running"]:
             return row

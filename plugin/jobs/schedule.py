@@ -147,15 +147,15 @@ def finish(
     return done.rowcount == 1
 
 
-def _row(conn: Connection, workspace_id: int | None, job: str) -> Any:
+def _row(conn: Connection, workspace_id: int | None, job: str, *, ensure_rows: bool = True) -> Any:
     spec = JOBS.get(job)
     if spec is None:
         raise ValidationFailed(f"no job named {job!r}", hint=f"jobs: {', '.join(sorted(JOBS))}")
-    ensure(conn)
+    if ensure_rows:
+        ensure(conn)
     scope = scope_of(workspace_id if spec.scope == "workspace" else None)
-    found = conn.execute(
-        select(ScheduledJob).where(ScheduledJob.scope == scope, ScheduledJob.job == job)
-    ).first()
+    t = ScheduledJob
+    found = conn.execute(select(*t.__table__.c).where(t.scope == scope, t.job == job)).first()
     if found is None:
         raise NotFound(f"job {job!r} has no schedule for this workspace", hint="run `flywheel schedule list`")
     return found
@@ -196,19 +196,25 @@ def listing(conn: Connection, workspace_id: int) -> list[dict[str, Any]]:
     ensure(conn)
     t = ScheduledJob
     rows = conn.execute(
-        select(*ScheduledJob.__table__.c)
+        select(*t.__table__.c)
         .where(or_(t.workspace_id == workspace_id, t.scope == GLOBAL))
         .order_by(t.scope, t.job)
     )
-    return [
-        {
-            "id": r.id, "job": r.job, "scope": "install" if r.scope == GLOBAL else "workspace",
-            "every_s": r.every_s, "enabled": r.enabled, "next_run_at": r.next_run_at.isoformat(),
-            "running": bool(r.lease_until and r.lease_until > utcnow()), "runs": r.runs,
-            "failures": r.failures, "last_status": r.last_status,
-            "last_finished_at": r.last_finished_at.isoformat() if r.last_finished_at else None,
-            "last_error": r.last_error, "last_summary": r.last_summary,
-            "what": JOBS[r.job].what if r.job in JOBS else None,
-        }
-        for r in rows
-    ]  # fmt: skip
+    return [_describe(r) for r in rows]
+
+
+def job_state(conn: Connection, workspace_id: int, job: str, *, ensure_rows: bool = True) -> dict[str, Any]:
+    """One job as :func:`listing` shows it (``ensure_rows=False`` when polling a row known to exist)."""
+    return _describe(_row(conn, workspace_id, job, ensure_rows=ensure_rows))
+
+
+def _describe(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "job": r.job, "scope": "install" if r.scope == GLOBAL else "workspace",
+        "every_s": r.every_s, "enabled": r.enabled, "next_run_at": r.next_run_at.isoformat(),
+        "running": bool(r.lease_until and r.lease_until > utcnow()), "runs": r.runs,
+        "failures": r.failures, "last_status": r.last_status,
+        "last_finished_at": r.last_finished_at.isoformat() if r.last_finished_at else None,
+        "last_error": r.last_error, "last_summary": r.last_summary,
+        "what": JOBS[r.job].what if r.job in JOBS else None,
+    }  # fmt: skip

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from connectors.errors import InvalidRecord, NoActivity, SignatureError
 from connectors.records import ActivityRecord, parse_record
@@ -110,16 +110,22 @@ def _receive(
         delivery = Delivery(source, delivery_id, event, [])
         _store(workspace_id, delivery)
         if delivery.already_received:
-            return jsonify(_DUPLICATE)
-        return jsonify({"status": "ignored", "reason": exc.reason, "stored": 0})
+            return _answer(_DUPLICATE)
+        return _answer({"status": "ignored", "reason": exc.reason, "stored": 0})
     except InvalidRecord as exc:
         status = 400 if exc.field == "body" else 422
         return problem(status, "Malformed payload", str(exc), errors={exc.field: exc.reason})
     delivery = Delivery(source, delivery_id, event, records)
     _store(workspace_id, delivery)
     if delivery.already_received:
-        return jsonify(_DUPLICATE)
-    return jsonify({"status": "stored", "stored": delivery.stored, "duplicates": delivery.duplicates})
+        return _answer(_DUPLICATE)
+    return _answer({"status": "stored", "stored": delivery.stored, "duplicates": delivery.duplicates})
+
+
+def _answer(body: dict[str, Any]) -> Any:
+    """The 200 answer; its outcome is noted for the metrics (plugin/web/ops.py) on the request."""
+    g.flywheel_hook_outcome = body["status"]
+    return jsonify(body)
 
 
 def _mapping(obj: Any) -> Mapping[str, Any]:

@@ -257,9 +257,7 @@ def _hook_event(response: Response) -> tuple[str, str]:
         name = str((request.view_args or {}).get("source", "")).lower()
         source = f"generic:{name}" if status < 300 and name else "generic"
     if 200 <= status < 300:
-        body = response.get_json(silent=True) if response.is_json and not response.is_streamed else None
-        found = body.get("status") if isinstance(body, dict) else None
-        outcome = found if found in ("stored", "duplicate", "ignored") else "accepted"
+        outcome = g.get("flywheel_hook_outcome") or "accepted"  # set by plugin.web.hooks._answer
     elif status >= 500:
         outcome = "error"
     else:

@@ -74,7 +74,9 @@ def metrics_dir() -> tuple[str, bool]:
     from plugin.services.metrics import MULTIPROC_ENV
 
     if os.environ.get(MULTIPROC_ENV):
-        return os.environ[MULTIPROC_ENV], False
+        chosen = os.environ[MULTIPROC_ENV]
+        os.makedirs(chosen, exist_ok=True)  # a folder that is gone would fail every worker's counting
+        return chosen, False
     made = tempfile.mkdtemp(prefix="flywheel-metrics-")
     os.environ[MULTIPROC_ENV] = made
     return made, True

@@ -359,9 +359,11 @@ def test_counts_of_every_worker_are_summed_in_multiprocess_mode(
 
 
 def test_serve_gives_its_workers_a_fresh_metrics_directory(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Recorded first, undone last: the variable ends as it was, whatever ops_options sets meanwhile.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     options = ops_options(settings)
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     try:
@@ -371,8 +373,9 @@ def test_serve_gives_its_workers_a_fresh_metrics_directory(
         assert not directory.exists()
     finally:
         monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/somewhere/chosen")
-    assert metrics_dir() == ("/somewhere/chosen", False)
+    chosen = tmp_path / "chosen"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(chosen))
+    assert metrics_dir() == (str(chosen), False) and chosen.is_dir()  # made when missing
     json_logs = ops_options(dataclasses.replace(settings, log_format="json"))
     assert json_logs["accesslog"] is None and "on_exit" not in json_logs  # the app logs each request
 
