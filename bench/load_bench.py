@@ -718,6 +718,10 @@ def drive(
 # -- database and server ----------------------------------------------------------------------------
 
 
+#: What each uvicorn worker logs once the app has started (its lifespan startup).
+READY = "Application startup complete"
+
+
 def postgres_url(explicit: str | None = None) -> str:
     url = explicit or os.environ.get("FLYWHEEL_TEST_DATABASE_URL", "").strip() or DEFAULT_PG
     from plugin.settings import load_settings
@@ -823,6 +827,12 @@ class Stack:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("flywheel serve did not answer within 60 s")
+            time.sleep(0.2)
+        # Every worker ready before the clock starts: the first to boot would otherwise accept all
+        # of the client's keep-alive connections and serve the run alone.
+        while (self.workdir / "gunicorn.log").read_text(errors="replace").count(READY) < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not every one of {self.workers} workers started within 60 s")
             time.sleep(0.2)
 
     @property
@@ -1060,7 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the run (default 60)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2, as FLYWHEEL_WEB_WORKERS)")
     parser.add_argument("--connections", type=int, default=64, help="client keep-alive connections")
     parser.add_argument("--users", type=int, default=2_000, help="community members the events come from")
     parser.add_argument(

@@ -54,7 +54,7 @@ def create_app(
     from plugin.web.api import register_api
     from plugin.web.crm_card import crm_card_bp
     from plugin.web.dashboard import register_dashboard
-    from plugin.web.hook_guard import HookGuard
+    from plugin.web.hook_intake import HookIntake
     from plugin.web.hooks import hooks_bp
     from plugin.web.ops import register_ops
     from plugin.web.panels import panels_bp
@@ -63,7 +63,7 @@ def create_app(
 
     limiter = secure_app(app, settings)
     limiter.request_filter(lambda: request.blueprint == "hooks")  # their own guard: hook_guard.py
-    app.extensions["flywheel.hook_guard"] = HookGuard(settings.hooks_rate_limit)
+    app.extensions["flywheel.hook_intake"] = HookIntake(engine, settings, clock)
     app.register_blueprint(hooks_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(referrals_bp)

@@ -22,7 +22,6 @@ import hmac
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -31,11 +30,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from plugin.db.migrate import alembic_config, current_revision, head_revision
-from plugin.logs import MASK, redact, request_id_var
+from plugin.logs import MASK, new_request_id, redact, request_id_var
 from plugin.services import metrics
 from plugin.web.context import engine as _engine
 from plugin.web.context import now as _now
 from plugin.web.context import settings as _settings
+from plugin.web.hook_intake import OUTCOMES, metric_source
 from plugin.web.problems import problem
 from plugin.web.security import csrf
 
@@ -43,18 +43,10 @@ ops_bp = Blueprint("ops", __name__)
 request_log = logging.getLogger("flywheel.request")
 
 BROKER_TIMEOUT_S = 2.0
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 #: Path variables that are secrets in themselves (sign-in links, panel answers, embeds, referral
 #: codes): masked in the request log line.
 _SECRET_PATH_VARS = ("token", "code")
-_HOOK_OUTCOMES = {
-    400: "invalid",
-    401: "unauthorized",
-    404: "unknown_source",
-    413: "too_large",
-    422: "invalid",
-    429: "rate_limited",
-}
 
 
 def register_ops(app: Flask, limiter: Limiter) -> None:
@@ -231,7 +223,7 @@ def _check_broker(url: str) -> dict[str, Any]:
 def _start() -> None:
     g.flywheel_started = time.perf_counter()
     given = request.headers.get("X-Request-ID", "")
-    g.flywheel_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.flywheel_request_id = given if REQUEST_ID.match(given) else new_request_id()
     g.flywheel_request_token = request_id_var.set(g.flywheel_request_id)
 
 
@@ -248,21 +240,16 @@ def _group() -> str:
 
 
 def _hook_event(response: Response) -> tuple[str, str]:
+    """(source, outcome) of a hook request: as the receiver noted them (plugin.web.hooks._respond),
+    or for what Flask refused before it (a body too large, an unknown path), from the status."""
+    noted = g.get("flywheel_hook_outcome")
+    if noted is not None:
+        return g.get("flywheel_hook_source") or "unknown", noted
     status = response.status_code
-    endpoint = request.endpoint or "hooks.unknown"
-    source = endpoint.removeprefix("hooks.")
-    if source == "generic":
-        # The source's own name only once its signature was verified: a caller cannot make new
-        # label values (and memory) by posting to made-up names.
-        name = str((request.view_args or {}).get("source", "")).lower()
-        source = f"generic:{name}" if status < 300 and name else "generic"
-    if 200 <= status < 300:
-        outcome = g.get("flywheel_hook_outcome") or "accepted"  # set by plugin.web.hooks._answer
-    elif status >= 500:
-        outcome = "error"
-    else:
-        outcome = _HOOK_OUTCOMES.get(status, "rejected")
-    return source, outcome
+    source = (request.endpoint or "hooks.unknown").removeprefix("hooks.")
+    name = str((request.view_args or {}).get("source", "")).lower()
+    outcome = "error" if status >= 500 else OUTCOMES.get(status, "rejected")
+    return metric_source(source, name, status), outcome
 
 
 def _log_path() -> str:
@@ -278,7 +265,7 @@ def _log_path() -> str:
 def _finish(response: Response) -> Response:
     started = g.get("flywheel_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    request_id = g.get("flywheel_request_id") or uuid.uuid4().hex
+    request_id = g.get("flywheel_request_id") or new_request_id()
     response.headers["X-Request-ID"] = request_id
     metrics.observe_request(_group(), response.status_code, seconds)
     if request.blueprint == "hooks":

@@ -28,6 +28,9 @@ DEFAULT_CSP = (
 csrf = CSRFProtect()
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def token_key() -> str:
     """Rate-limit key of an API call: its token as the API reads it (hashed, never kept in clear),
     else its address."""
@@ -80,6 +83,18 @@ def limit_api(limiter: Limiter, settings: Settings, blueprints: Iterable[Bluepri
         shared(bp)
 
 
+def static_headers(secure: bool) -> dict[str, str]:
+    """The security headers of a response that is not a page (JSON): the same on every one."""
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+    if secure:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
 def _headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -91,5 +106,5 @@ def _headers(response: Response) -> Response:
     if csp is None or "frame-ancestors" not in csp:
         headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        headers.setdefault("Strict-Transport-Security", HSTS)
     return response

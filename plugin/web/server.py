@@ -1,9 +1,11 @@
 """Production serving with gunicorn; each worker builds its own app (and database pool) after fork.
 
-Workers are threaded (``gthread``): a platform's sender keeps its connection open between deliveries
-(HTTP keep-alive, which gunicorn's default ``sync`` workers close after every request), and a thread
-waiting on the database leaves the worker's other threads serving. ``GUNICORN_CMD_ARGS`` (gunicorn's
-own variable, e.g. ``--threads 8 --keep-alive 30``) overrides these defaults.
+Workers run an event loop (uvicorn's, on uvloop and httptools) with ``FlywheelASGI``: the webhook
+receivers are answered on the loop, and every other request goes to the Flask app on a pool of
+``THREADS`` threads (a thread waiting on the database leaves the others serving). A platform's
+sender keeps its connection open between deliveries (HTTP keep-alive, ``KEEPALIVE`` seconds).
+``GUNICORN_CMD_ARGS`` (gunicorn's own variable, e.g. ``--keep-alive 30 --timeout 120``) overrides
+these defaults.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import os
 import shlex
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
 
 from plugin.settings import Settings
 
-#: Threads per worker: enough to overlap database round trips; each holds at most one pooled
-#: connection, within SQLAlchemy's default pool (5 + 10 overflow).
-THREADS = 16
+#: Threads per worker for the Flask app: enough to overlap database round trips; each holds at
+#: most one pooled connection, within SQLAlchemy's default pool (5 + 10 overflow), beside the hook
+#: receivers' one writer.
+THREADS = 12
 #: Seconds an idle keep-alive connection stays open (gunicorn's default is 2).
 KEEPALIVE = 15
 
@@ -43,20 +46,36 @@ class FlywheelServer(BaseApplication):  # type: ignore[misc]
                 if value is not None and key in self.cfg.settings:
                     self.cfg.set(key.lower(), value)
 
-    def load(self) -> Flask:
+    def load(self) -> Any:
         from plugin.web.app import create_app
+        from plugin.web.hooks_asgi import FlywheelASGI
 
-        return create_app(self.settings)
+        return FlywheelASGI(create_app(self.settings), THREADS)
+
+
+class FlywheelWorker(UvicornWorker):  # type: ignore[misc]
+    """uvicorn under gunicorn. The sender's address is the socket's: X-Forwarded-For is read only
+    behind ``FLYWHEEL_TRUSTED_PROXIES`` proxies, by the app itself (ProxyFix, ``FlywheelASGI``)."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        "loop": "auto",
+        "http": "auto",
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    # The workers share one listening socket, and libuv accepts every waiting connection at once: a
+    # sender opening its keep-alive connections together would have them all on one worker. One
+    # accept at a time (libuv's own switch for multi-process servers) spreads them.
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     FlywheelServer(
         settings,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
-            "threads": THREADS,
+            "worker_class": "plugin.web.server.FlywheelWorker",
             "keepalive": KEEPALIVE,
             "preload_app": False,
             "accesslog": "-",

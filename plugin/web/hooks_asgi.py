@@ -1,0 +1,201 @@
+"""What ``flywheel serve`` runs: an ASGI app that receives webhooks on its event loop and hands every
+other request to the Flask app.
+
+``POST /hooks/github|discourse|slack|generic/<name>`` is the one path a platform may call a thousand
+times a second. Through Flask on threaded workers it cost about 2 ms of CPU a request (the server's
+threads, Flask's request machinery); here it is read, checked and answered on the event loop with
+the same rules (``plugin/web/hook_intake.py``), and stored by one writer thread per process that
+commits whatever has queued meanwhile in one transaction (``DeliveryQueue``). Each hook request
+still gets what Flask's gives every request: a request id (``X-Request-ID``), the request metrics,
+the JSON request log line and the security headers. Everything else (the API, the dashboard, other
+methods and paths under ``/hooks``) goes to Flask unchanged, through a2wsgi's thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+
+from plugin.logs import new_request_id, request_id_var
+from plugin.services import metrics
+from plugin.services.delivery_queue import DeliveryQueue
+from plugin.web.hook_intake import HookAnswer, HookIntake, HookRequest, Pending, problem_body
+from plugin.web.ops import REQUEST_ID, request_log
+from plugin.web.security import static_headers
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+_FIXED = {"/hooks/github": "github", "/hooks/discourse": "discourse", "/hooks/slack": "slack"}
+_GENERIC = "/hooks/generic/"
+
+
+def hook_route(path: str) -> tuple[str, str] | None:
+    """(route, generic name) of a receiver's path, as Flask's routes match them; None otherwise."""
+    route = _FIXED.get(path)
+    if route is not None:
+        return route, ""
+    if path.startswith(_GENERIC):
+        name = path[len(_GENERIC) :]
+        if name and "/" not in name:
+            return "generic", name
+    return None
+
+
+class FlywheelASGI:
+    def __init__(self, flask_app: Flask, threads: int) -> None:
+        self.flask = flask_app
+        self.intake: HookIntake = flask_app.extensions["flywheel.hook_intake"]
+        self.settings = self.intake.settings
+        self.wsgi = WSGIMiddleware(flask_app, workers=threads)  # type: ignore[arg-type]
+        self._queue: DeliveryQueue | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = hook_route(scope["path"])
+            if found is not None:
+                await self._hook(found[0], found[1], scope, receive, send)
+                return
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.wsgi(scope, receive, send)  # type: ignore[arg-type]
+
+    # -- the hook path ---------------------------------------------------------------------------
+
+    async def _hook(self, route: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else new_request_id()
+        token = request_id_var.set(request_id)
+        try:
+            answer = await self._answer(route, name, scope, headers, receive)
+        except Exception:
+            log.exception("a webhook delivery could not be stored")
+            detail = "the delivery was not stored; the platform's retry will store it"
+            answer = HookAnswer(500, problem_body(500, "Internal Server Error", detail), route, "error")
+        finally:
+            request_id_var.reset(token)
+        body = orjson.dumps(answer.body)
+        out = [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *((k.encode(), v.encode()) for k, v in static_headers(scope.get("scheme") == "https").items()),
+            *((k.lower().encode(), v.encode()) for k, v in answer.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": answer.status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+        seconds = time.perf_counter() - started
+        metrics.observe_request("hooks", answer.status, seconds)
+        metrics.count_hook_event(answer.source, answer.outcome)
+        if self.settings.log_format == "json":
+            path = scope["path"]
+            request_log.info(
+                "POST %s %s",
+                path,
+                answer.status,
+                extra={
+                    "method": "POST",
+                    "path": path,
+                    "status": answer.status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "request_id": request_id,
+                },
+            )
+
+    async def _answer(
+        self, route: str, name: str, scope: Scope, headers: dict[str, str], receive: Receive
+    ) -> HookAnswer:
+        address = self._address(scope, headers)
+        refused = self.intake.admit(route, address)
+        if refused is not None:
+            return refused
+        body = await self._body(headers, receive)
+        if body is None:
+            return self.intake.too_large(route)
+        workspace = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("workspace", [None])[0]
+        checked = self.intake.check(HookRequest(route, headers, body, address, workspace, name))
+        if isinstance(checked, HookAnswer):
+            return checked
+        await self._store(checked)
+        return self.intake.stored(checked)
+
+    async def _body(self, headers: dict[str, str], receive: Receive) -> bytes | None:
+        """The whole body, or None when it is larger than ``FLYWHEEL_MAX_HOOK_BODY``."""
+        limit = self.settings.max_hook_body
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionError("the sender went away before its body arrived")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _address(self, scope: Scope, headers: dict[str, str]) -> str:
+        """The sender's address, behind ``FLYWHEEL_TRUSTED_PROXIES`` proxies as Werkzeug's ProxyFix
+        reads X-Forwarded-For (the Nth address from the right)."""
+        client = scope.get("client")
+        address = client[0] if client else ""
+        hops = self.settings.trusted_proxies
+        if hops:
+            forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",")]
+            if len(forwarded) >= hops and forwarded[-hops]:
+                address = forwarded[-hops]
+        return address
+
+    async def _store(self, pending: Pending) -> None:
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+
+            def notify(results: Sequence[tuple[Any, BaseException | None]]) -> None:
+                loop.call_soon_threadsafe(_settle, results)
+
+            self._queue = DeliveryQueue(self.intake.engine, notify)
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.submit(pending.workspace_id, pending.delivery, done)
+        await done
+
+    # -- lifespan --------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._queue is not None:  # what is queued is written before the worker exits
+                    await asyncio.get_running_loop().run_in_executor(None, self._queue.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _settle(results: Sequence[tuple[Any, BaseException | None]]) -> None:
+    for future, error in results:
+        if future.done():  # the request was cancelled (its sender went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
