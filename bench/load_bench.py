@@ -1070,7 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the run (default 60)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2, as FLYWHEEL_WEB_WORKERS)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="client keep-alive connections")
     parser.add_argument("--users", type=int, default=2_000, help="community members the events come from")
     parser.add_argument(

@@ -36,6 +36,7 @@ from plugin.services.hook_secrets import HookSecretCache, check_source
 from plugin.services.ingest import Delivery
 from plugin.settings import Settings
 from plugin.web.hook_guard import HookGuard
+from plugin.web.problems import problem_body, too_large_detail
 
 MAX_GENERIC_RECORDS = 1_000
 ROUTES = ("github", "discourse", "slack", "generic")
@@ -93,15 +94,6 @@ class Pending:
     ignored: str | None = None  # why a well-formed delivery carries no activity
 
 
-def problem_body(status: int, title: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:
-    """RFC 9457 problem details, as ``plugin.web.problems.problem`` answers them."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    return body
-
-
 def refusal(status: int, source: str, title: str, detail: str, **extra: Any) -> HookAnswer:
     return HookAnswer(
         status, problem_body(status, title, detail, **extra), source, OUTCOMES.get(status, "rejected")
@@ -127,8 +119,8 @@ class HookIntake:
         self.guard = HookGuard(settings.hooks_rate_limit)
 
     def too_large(self, route: str) -> HookAnswer:
-        limit = self.settings.max_hook_body
-        return refusal(413, route, "Payload too large", f"the body is larger than {limit:,} bytes")
+        """As the Flask app answers any body over its limit (``plugin.web.api.core``)."""
+        return refusal(413, route, "Request Entity Too Large", too_large_detail(self.settings.max_hook_body))
 
     def admit(self, route: str, address: str) -> HookAnswer | None:
         """The flood guard, asked before the body is read: None, or the 429 to answer."""

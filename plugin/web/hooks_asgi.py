@@ -27,8 +27,9 @@ from flask import Flask
 from plugin.logs import new_request_id, request_id_var
 from plugin.services import metrics
 from plugin.services.delivery_queue import DeliveryQueue
-from plugin.web.hook_intake import HookAnswer, HookIntake, HookRequest, Pending, problem_body
+from plugin.web.hook_intake import HookAnswer, HookIntake, HookRequest, Pending
 from plugin.web.ops import REQUEST_ID, request_log
+from plugin.web.problems import problem_body
 from plugin.web.security import static_headers
 
 Scope = MutableMapping[str, Any]
@@ -76,12 +77,15 @@ class FlywheelASGI:
 
     async def _hook(self, route: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = _headers(scope)
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else new_request_id()
         token = request_id_var.set(request_id)
         try:
             answer = await self._answer(route, name, scope, headers, receive)
+        except SenderGone:
+            metrics.count_hook_event(route, "disconnected")  # nobody to answer
+            return
         except Exception:
             log.exception("a webhook delivery could not be stored")
             detail = "the delivery was not stored; the platform's retry will store it"
@@ -93,7 +97,7 @@ class FlywheelASGI:
             (b"content-type", answer.content_type.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode()),
-            *((k.encode(), v.encode()) for k, v in static_headers(scope.get("scheme") == "https").items()),
+            *((k.encode(), v.encode()) for k, v in static_headers(self._secure(scope, headers)).items()),
             *((k.lower().encode(), v.encode()) for k, v in answer.headers.items()),
         ]
         await send({"type": "http.response.start", "status": answer.status, "headers": out})
@@ -144,7 +148,7 @@ class FlywheelASGI:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise ConnectionError("the sender went away before its body arrived")
+                raise SenderGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -153,17 +157,21 @@ class FlywheelASGI:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _address(self, scope: Scope, headers: dict[str, str]) -> str:
-        """The sender's address, behind ``FLYWHEEL_TRUSTED_PROXIES`` proxies as Werkzeug's ProxyFix
-        reads X-Forwarded-For (the Nth address from the right)."""
-        client = scope.get("client")
-        address = client[0] if client else ""
+    def _forwarded(self, headers: dict[str, str], name: str) -> str | None:
+        """Behind ``FLYWHEEL_TRUSTED_PROXIES`` proxies, what they say in header ``name``, as
+        Werkzeug's ProxyFix reads it (the Nth entry from the right); None otherwise."""
         hops = self.settings.trusted_proxies
-        if hops:
-            forwarded = [part.strip() for part in headers.get("x-forwarded-for", "").split(",")]
-            if len(forwarded) >= hops and forwarded[-hops]:
-                address = forwarded[-hops]
-        return address
+        if not hops:
+            return None
+        values = [part.strip() for part in headers.get(name, "").split(",")]
+        return values[-hops] or None if len(values) >= hops else None
+
+    def _address(self, scope: Scope, headers: dict[str, str]) -> str:
+        client = scope.get("client")
+        return self._forwarded(headers, "x-forwarded-for") or (client[0] if client else "")
+
+    def _secure(self, scope: Scope, headers: dict[str, str]) -> bool:
+        return (self._forwarded(headers, "x-forwarded-proto") or scope.get("scheme")) == "https"
 
     async def _store(self, pending: Pending) -> None:
         loop = asyncio.get_running_loop()
@@ -189,6 +197,19 @@ class FlywheelASGI:
                     await asyncio.get_running_loop().run_in_executor(None, self._queue.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class SenderGone(Exception):
+    """The sender closed the connection before its whole body arrived."""
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Lower-case names; a field sent on several lines is one comma-joined value (RFC 9110 5.3)."""
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    return headers
 
 
 def _settle(results: Sequence[tuple[Any, BaseException | None]]) -> None:

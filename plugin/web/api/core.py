@@ -28,7 +28,7 @@ from plugin.errors import ConfigError, FlywheelError
 from plugin.services.roles import allowed, roles_with
 from plugin.services.tokens import Principal, authenticate
 from plugin.web.context import engine, now
-from plugin.web.problems import problem
+from plugin.web.problems import problem, too_large_detail
 
 PROBLEM = "application/problem+json"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,7 +108,7 @@ class FlywheelApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hin
         detail = detail or error.description
         if status == 413:
             limit = self._app.config.get("MAX_CONTENT_LENGTH")
-            detail = f"bodies over {limit:,} bytes are refused" if limit else detail
+            detail = too_large_detail(limit) if limit else detail
         response, code = problem(status, error.name, detail, **extra)
         for key, value in {**dict(error.get_headers()), **(data.get("headers") or {})}.items():
             if key.lower() != "content-type":
