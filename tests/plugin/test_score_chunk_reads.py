@@ -13,6 +13,8 @@ from plugin.db.base import to_micros
 from plugin.services import chunk_reads
 from plugin.services.score_config import load_scoring_config
 from plugin.services.score_inputs import Loaded, load_inputs
+from scoring.features import Activities
+from scoring.lead import HandRaises
 from tests.plugin.test_score import FIXED, act, ingest, score
 
 
@@ -21,8 +23,23 @@ def _read(engine: Engine, workspace_id: int, subset: list[int]) -> Loaded:
         return load_inputs(conn, workspace_id, load_scoring_config(), to_micros(FIXED), subset)
 
 
+def _rows(*columns: object) -> list[tuple[float, ...]]:
+    """Rows of equal-length columns, NaN as a number, in sorted order: a database returns the
+    rows of a query without ORDER BY in any order, and scoring sums over them."""
+    arrays = [np.nan_to_num(np.asarray(c, dtype=np.float64), nan=-1e300) for c in columns]
+    return sorted(zip(*(a.tolist() for a in arrays), strict=True))
+
+
 def _same(a: object, b: object, where: str) -> None:
-    if isinstance(a, np.ndarray):
+    if isinstance(a, Activities) and isinstance(b, Activities):
+        parts = ("member", "kind", "at", "sentiment", "value")
+        assert _rows(*(getattr(a, p) for p in parts)) == _rows(*(getattr(b, p) for p in parts)), where
+        assert _rows(*(a.sentiments or ())) == _rows(*(b.sentiments or ())), f"{where}.sentiments"
+    elif isinstance(a, HandRaises) and isinstance(b, HandRaises):
+        assert _rows(*(getattr(a, f.name) for f in fields(a))) == _rows(
+            *(getattr(b, f.name) for f in fields(b))
+        )
+    elif isinstance(a, np.ndarray):
         assert isinstance(b, np.ndarray) and a.shape == b.shape, where
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
     elif hasattr(a, "__dataclass_fields__"):
