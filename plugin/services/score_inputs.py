@@ -312,26 +312,10 @@ def _load(
     size = np.array([np.nan if r[1] is None else float(r[1]) for r in orgs] + [np.nan])
     industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
 
-    beside = None
-    if subset is not None and shares_data(conn):
-        # The members' own rows are scattered reads that mostly wait on the disk; the colleagues'
-        # summaries are one table read with CPU. Both at once: the former on other connections.
-        engine = conn.engine
-
-        def own_rows() -> tuple[HandRaiseRows, tuple[Ints, Activities]]:
-            with engine.connect() as other:
-                raises = _hand_raises(other, workspace_id, cfg, now, subset)
-                return raises, _activity_arrays(other, workspace_id, cfg, now, subset)
-
-        beside = ThreadPoolExecutor(1, thread_name_prefix="flywheel-read").submit(own_rows)
-    mates = None
-    if subset is not None:
-        mates = read_org_mates(conn, workspace_id, _touched(org_ids, org_row), member_ids)
-    if beside is not None:
-        (hr_member, hr_at, hr_id, hr_topic), (raw_member, acts) = beside.result()
-    else:
-        hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
-        raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
+    touched = _touched(org_ids, org_row) if subset is not None else []
+    raises, own, mates = _read_rows(conn, workspace_id, cfg, now, subset, pending, touched, member_ids)
+    hr_member, hr_at, hr_id, hr_topic = raises
+    raw_member, acts = own
     row, known = _rows_of(member_ids, raw_member)
     felt = None
     if acts.sentiments is not None:
@@ -391,6 +375,39 @@ def _load(
         n_orgs=n_orgs,
     )
     return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, mates)
+
+
+def _read_rows(
+    conn: Connection,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    now: int,
+    subset: Sequence[int] | None,
+    pending: Pending | None,
+    touched: list[int],
+    member_ids: Ints,
+) -> tuple[HandRaiseRows, tuple[Ints, Activities], Floats | None]:
+    """The members' hand-raising posts and activities, and with ``subset`` their colleagues'
+    stored summaries (:func:`read_org_mates`). The members' own rows are scattered reads that
+    mostly wait on the disk, the colleagues' one table read with CPU: both at once, the former on
+    other connections, when another connection sees the same data."""
+    if subset is None or not shares_data(conn):
+        raises = _hand_raises(conn, workspace_id, cfg, now, subset)
+        own = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
+        mates = read_org_mates(conn, workspace_id, touched, member_ids) if subset is not None else None
+        return raises, own, mates
+    engine = conn.engine
+
+    def own_rows() -> tuple[HandRaiseRows, tuple[Ints, Activities]]:
+        with engine.connect() as other:
+            raises = _hand_raises(other, workspace_id, cfg, now, subset)
+            return raises, _activity_arrays(other, workspace_id, cfg, now, subset)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="flywheel-read") as pool:
+        beside = pool.submit(own_rows)
+        mates = read_org_mates(conn, workspace_id, touched, member_ids)
+        raises, own = beside.result()
+    return raises, own, mates
 
 
 def _touched(org_ids: Ints, org_row: Ints) -> list[int]:
