@@ -1021,3 +1021,46 @@ def test_x_forwarded_for_split_over_two_header_lines_reads_like_one(
 
     # one line: each sender its own budget (200, then 429 for its second request); split: the same
     assert run(main()) == [200, 429, 200, 429]
+
+
+def test_a_keep_alive_connection_is_closed_after_its_share_of_deliveries(
+    make_asgi: Callable[..., FlywheelASGI],
+    settings: Settings,
+    engine: Engine,
+    workspace_id: int,
+    github_bodies: Callable[[str], bytes],
+) -> None:
+    """So that a sender's connections, opened together on one worker, spread over the workers."""
+    from plugin.web.hooks_asgi import KEEPALIVE_REQUESTS
+
+    secret(settings, engine, workspace_id, "github")
+    asgi = make_asgi()
+    ping = github_bodies("ping")
+
+    async def main() -> tuple[list[str | None], list[str | None]]:
+        one = httpx.ASGITransport(app=asgi, client=("127.0.0.1", 50001))
+        other = httpx.ASGITransport(app=asgi, client=("127.0.0.1", 50002))
+        async with (
+            httpx.AsyncClient(transport=one, base_url="http://flywheel.test") as a,
+            httpx.AsyncClient(transport=other, base_url="http://flywheel.test") as b,
+        ):
+            first = []
+            for n in range(KEEPALIVE_REQUESTS + 1):
+                answer = await a.post("/hooks/github", content=ping, headers=github(ping, "ping", f"p-{n}"))
+                assert answer.status_code == 200
+                first.append(answer.headers.get("connection"))
+                if n == 3:  # another connection meanwhile has a count of its own
+                    await b.post("/hooks/github", content=ping, headers=github(ping, "ping", "q-0"))
+            second = [
+                (
+                    await b.post("/hooks/github", content=ping, headers=github(ping, "ping", f"q-{n}"))
+                ).headers.get("connection")
+                for n in range(1, KEEPALIVE_REQUESTS)
+            ]
+            return first, second
+
+    first, second = run(main())
+    assert first[: KEEPALIVE_REQUESTS - 1] == [None] * (KEEPALIVE_REQUESTS - 1)
+    assert first[KEEPALIVE_REQUESTS - 1] == "close"  # the share is spent: closed after this answer
+    assert first[KEEPALIVE_REQUESTS] is None  # a new connection from the same place starts again
+    assert second[:-1] == [None] * (KEEPALIVE_REQUESTS - 2) and second[-1] == "close"
