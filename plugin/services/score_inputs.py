@@ -9,7 +9,6 @@ hand-raising topics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,6 @@ from sqlalchemy import Connection, func, select
 
 from plugin.db.models import Member
 from plugin.db.sql import in_chunks, number_rows, raw_rows
-from plugin.services.chunk_reads import read_chunks, shares_data
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
 from scoring.churn import ChurnContext
@@ -35,7 +33,6 @@ PARALLEL_MIN_MEMBERS = 200_000
 HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
 RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
 Ints = NDArray[np.int64]
-Floats = NDArray[np.float64]
 HandRaiseRows = tuple[Ints, Ints, Ints, NDArray[np.int16]]  # member, time, activity id, topic
 
 
@@ -81,36 +78,38 @@ def _subset_arrays(
     valued = ", ".join("?" * len(VALUED))
     value = "CASE type " + " ".join(f"WHEN ? THEN {_value_sql(pg, key)}" for key in VALUED.values()) + " END"
     ids = sorted(subset)
-
-    def read(own: Connection, part: list[Any], marks: str) -> tuple[Ints, Floats, Floats]:
+    plain: list[Ints] = []
+    rich: list[NDArray[np.float64]] = []
+    felt: list[NDArray[np.float64]] = []
+    for part, marks in in_chunks(ids):
         where = f"FROM activities WHERE member_id IN ({marks}) AND occurred_at <= ? AND type"
-        plain = number_rows(
-            own,
-            ("member_id", code, "occurred_at"),
-            f"{where} NOT IN ({valued})",
-            (*names, *part, now, *VALUED),
+        plain.append(
+            number_rows(
+                conn,
+                ("member_id", code, "occurred_at"),
+                f"{where} NOT IN ({valued})",
+                (*names, *part, now, *VALUED),
+            )
         )
-        rich = number_rows(
-            own,
-            ("member_id", code, "occurred_at", value),
-            f"{where} IN ({valued})",
-            (*names, *VALUED, *part, now, *VALUED),
-            np.float64,
+        rich.append(
+            number_rows(
+                conn,
+                ("member_id", code, "occurred_at", value),
+                f"{where} IN ({valued})",
+                (*names, *VALUED, *part, now, *VALUED),
+                np.float64,
+            )
         )
-        felt = number_rows(
-            own,
-            ("member_id", "occurred_at", "sentiment"),
-            f"FROM activities WHERE workspace_id = ? AND member_id IN ({marks}) "
-            "AND sentiment IS NOT NULL AND occurred_at <= ?",
-            (workspace_id, *part, now),
-            np.float64,
+        felt.append(
+            number_rows(
+                conn,
+                ("member_id", "occurred_at", "sentiment"),
+                f"FROM activities WHERE workspace_id = ? AND member_id IN ({marks}) "
+                "AND sentiment IS NOT NULL AND occurred_at <= ?",
+                (workspace_id, *part, now),
+                np.float64,
+            )
         )
-        return plain, rich, felt
-
-    got = read_chunks(conn, ids, read)
-    plain = [g[0] for g in got]
-    rich = [g[1] for g in got]
-    felt = [g[2] for g in got]
     a = np.concatenate(plain or [np.zeros((0, 3), np.int64)])
     b = np.concatenate(rich or [np.zeros((0, 4))])
     f = np.concatenate(felt or [np.zeros((0, 3))])
@@ -225,17 +224,15 @@ def _hand_raises(
         for chunk in raw_rows(conn, sql, (workspace_id, since, now)):
             rows += chunk
     else:  # by member: each one's recent range of ix_activities_member_time, then these few rows
-
-        def read(own: Connection, part: list[Any], marks: str) -> list[Any]:
+        ids = sorted(subset)
+        for part, marks in in_chunks(ids):
             sql = (
                 "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608
                 f"WHERE member_id IN ({marks}) AND occurred_at > ? "
                 f"AND occurred_at <= ? AND type IN ({kinds})"
             )
-            return [r for chunk in raw_rows(own, sql, (*part, since, now)) for r in chunk]
-
-        for got in read_chunks(conn, sorted(subset), read):
-            rows += got
+            for chunk in raw_rows(conn, sql, (*part, since, now)):
+                rows += chunk
     topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
     keep = [i for i, t in enumerate(topics) if t >= 0]
     pick = [rows[i] for i in keep]
@@ -312,10 +309,8 @@ def _load(
     size = np.array([np.nan if r[1] is None else float(r[1]) for r in orgs] + [np.nan])
     industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
 
-    touched = _touched(org_ids, org_row) if subset is not None else []
-    raises, own, mates = _read_rows(conn, workspace_id, cfg, now, subset, pending, touched, member_ids)
-    hr_member, hr_at, hr_id, hr_topic = raises
-    raw_member, acts = own
+    hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
+    raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
     row, known = _rows_of(member_ids, raw_member)
     felt = None
     if acts.sentiments is not None:
@@ -334,8 +329,10 @@ def _load(
     customer_org = np.zeros(n_orgs + 1, bool)
     np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
     customer_org[-1] = False
+    mates = None
     extra_last: dict[int, int] = {}
-    if mates is not None:  # colleagues not reloaded still make an account a customer
+    if subset is not None:  # colleagues not reloaded still make an account a customer
+        mates = read_org_mates(conn, workspace_id, _touched(org_ids, org_row), member_ids)
         mate_org = np.searchsorted(org_ids, mates[:, 1].astype(np.int64))
         customer_org[mate_org[mates[:, 5] > 0]] = True
         for row_, when in zip(mate_org.tolist(), mates[:, 6].tolist(), strict=True):
@@ -377,39 +374,6 @@ def _load(
     return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, mates)
 
 
-def _read_rows(
-    conn: Connection,
-    workspace_id: int,
-    cfg: ScoringConfig,
-    now: int,
-    subset: Sequence[int] | None,
-    pending: Pending | None,
-    touched: list[int],
-    member_ids: Ints,
-) -> tuple[HandRaiseRows, tuple[Ints, Activities], Floats | None]:
-    """The members' hand-raising posts and activities, and with ``subset`` their colleagues'
-    stored summaries (:func:`read_org_mates`). The members' own rows are scattered reads that
-    mostly wait on the disk, the colleagues' one table read with CPU: both at once, the former on
-    other connections, when another connection sees the same data."""
-    if subset is None or not shares_data(conn):
-        raises = _hand_raises(conn, workspace_id, cfg, now, subset)
-        own = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
-        mates = read_org_mates(conn, workspace_id, touched, member_ids) if subset is not None else None
-        return raises, own, mates
-    engine = conn.engine
-
-    def own_rows() -> tuple[HandRaiseRows, tuple[Ints, Activities]]:
-        with engine.connect() as other:
-            raises = _hand_raises(other, workspace_id, cfg, now, subset)
-            return raises, _activity_arrays(other, workspace_id, cfg, now, subset)
-
-    with ThreadPoolExecutor(1, thread_name_prefix="flywheel-read") as pool:
-        beside = pool.submit(own_rows)
-        mates = read_org_mates(conn, workspace_id, touched, member_ids)
-        raises, own = beside.result()
-    return raises, own, mates
-
-
 def _touched(org_ids: Ints, org_row: Ints) -> list[int]:
     """The organizations of the loaded members."""
     touched: list[int] = org_ids[np.unique(org_row[org_row >= 0])].tolist()
@@ -445,12 +409,10 @@ def read_org_mates(
 ) -> NDArray[np.float64]:
     """Stored summaries (``member_stats``) of everyone at these organizations but ``exclude``: one
     primary-key range per organization. Columns as :data:`MATE_COLUMNS`, NULL as NaN."""
-
-    def read(own: Connection, part: list[Any], marks: str) -> NDArray[np.float64]:
+    parts = []
+    for part, marks in in_chunks(org_ids):
         where = f"FROM member_stats WHERE workspace_id = ? AND organization_id IN ({marks})"
-        return number_rows(own, MATE_COLUMNS, where, (workspace_id, *part), np.float64)
-
-    parts = [read(conn, part, marks) for part, marks in in_chunks(org_ids)]  # one table, read with CPU
+        parts.append(number_rows(conn, MATE_COLUMNS, where, (workspace_id, *part), np.float64))
     data = np.concatenate(parts) if parts else np.zeros((0, len(MATE_COLUMNS)))
     keep: NDArray[np.float64] = data[~np.isin(data[:, 0].astype(np.int64), exclude)]
     return keep
