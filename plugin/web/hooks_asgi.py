@@ -193,7 +193,9 @@ class FlywheelASGI:
         if not hops:
             return None
         values = [part.strip() for part in headers.get(name, "").split(",")]
-        return values[-hops] or None if len(values) >= hops else None
+        if len(values) < hops:
+            return None  # fewer hops than configured: not a request through the proxies
+        return values[-hops] or None
 
     def _address(self, scope: Scope, headers: dict[str, str]) -> str:
         client = scope.get("client")
