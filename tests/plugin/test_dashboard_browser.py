@@ -121,9 +121,13 @@ def sign_in(driver: Any, site: str, role: str) -> None:
 
 
 def wait_for(driver: Any, condition: Any, seconds: float = 10) -> Any:
+    """``condition`` once it holds. An element it reads may belong to the page being left (a form
+    posted, the next page not yet shown): read again, not failed."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.wait import WebDriverWait
 
-    return WebDriverWait(driver, seconds).until(condition)
+    waiting = WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(condition)
 
 
 def heading(driver: Any) -> str:
