@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scoring.accounts import People, account_signals, joined, people_of
+from scoring.accounts import Others, account_signals, people_of
 from scoring.advocate import advocate_scores, level_rank
 from scoring.bgnbd import BgNbdParams
 from scoring.churn import ChurnContext, churn_scores, fit_activity_model
@@ -25,9 +25,10 @@ class Inputs:
     churn: ChurnContext
     raises: HandRaises
     n_orgs: int
-    #: People of the same accounts who are not scored in this pass (an incremental run passes
-    #: their stored summaries), so account signals still count everyone.
-    other_people: People | None = None
+    #: The people of the same accounts who are not scored in this pass, one summary row per
+    #: account (an incremental run aggregates their stored summaries), so account signals still
+    #: count everyone.
+    others: Others | None = None
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ def score_all(
     if unknown:
         raise ValueError(f"unknown score kind(s) {sorted(unknown)}; use {', '.join(KINDS)}")
     feats = compute_features(inputs.acts, inputs.n, inputs.now, cfg)
-    everyone = joined(people_of(feats, inputs.lead.organization), inputs.other_people)
-    accounts = account_signals(everyone, inputs.n_orgs)
+    accounts = account_signals(people_of(feats, inputs.lead.organization), inputs.n_orgs, inputs.others)
     out: dict[str, Scored] = {}
     if "advocate" in kinds:
         out["advocate"] = advocate_scores(feats, cfg, level_cutoffs)

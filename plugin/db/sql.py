@@ -104,6 +104,17 @@ def _is_jsonb(conn: Connection, column: Column[Any]) -> bool:
     return conn.dialect.name == "postgresql" and isinstance(column.type.dialect_impl(conn.dialect), JSONB)
 
 
+def id_set(conn: Connection, column: str, ids: Sequence[int], *, negate: bool = False) -> tuple[str, Any]:
+    """``column IN ids`` (``NOT IN`` with ``negate``) for raw SQL with ``?`` marks, as one
+    parameter however many ids there are: a JSON array read by ``json_each`` on SQLite, a typed
+    array on PostgreSQL. Returns the condition and its parameter."""
+    values = [int(i) for i in ids]
+    if conn.dialect.name == "postgresql":
+        return (f"{column} <> ALL(?::bigint[])" if negate else f"{column} = ANY(?::bigint[])"), values
+    sql = f"{column} {'NOT IN' if negate else 'IN'} (SELECT value FROM json_each(?))"  # noqa: S608 (a column name)
+    return sql, "[" + ",".join(map(str, values)) + "]"
+
+
 IN_CHUNK = 5_000  # values per IN list: SQLite caps the parameters of one statement
 
 

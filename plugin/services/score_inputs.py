@@ -18,9 +18,10 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, func, select
 
 from plugin.db.models import Member
-from plugin.db.sql import in_chunks, number_rows, raw_rows
+from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
+from scoring.accounts import MIN_QUIET_DAYS
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
 from scoring.features import DAY_US, Activities
@@ -44,7 +45,7 @@ class Loaded:
     emails: list[str | None]
     customer: NDArray[np.bool_]  # by their own stage or purchase (not only through their company)
     last_purchase: Ints  # epoch microseconds, -1 for none
-    mates: NDArray[np.float64] | None = None  # incremental: colleagues' stored summaries
+    colleagues: Colleagues | None = None  # incremental: everyone else at their organizations
 
 
 def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) -> list[Any]:
@@ -329,15 +330,19 @@ def _load(
     customer_org = np.zeros(n_orgs + 1, bool)
     np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
     customer_org[-1] = False
-    mates = None
+    colleagues = None
     extra_last: dict[int, int] = {}
     if subset is not None:  # colleagues not reloaded still make an account a customer
-        mates = read_org_mates(conn, workspace_id, _touched(org_ids, org_row), member_ids)
-        mate_org = np.searchsorted(org_ids, mates[:, 1].astype(np.int64))
-        customer_org[mate_org[mates[:, 5] > 0]] = True
-        for row_, when in zip(mate_org.tolist(), mates[:, 6].tolist(), strict=True):
-            if when == when:  # not NaN: that colleague bought something
-                extra_last[row_] = max(extra_last.get(row_, -1), int(when))
+        recent_days = cfg.number("windows", "recent_days", positive=True)
+        colleagues = read_colleagues(
+            conn, workspace_id, _touched(org_ids, org_row), member_ids, now, recent_days
+        )
+        mate_org = np.searchsorted(org_ids, colleagues.org_id)
+        customer_org[mate_org[colleagues.customer]] = True
+        bought_at = colleagues.last_purchase >= 0
+        extra_last = dict(
+            zip(mate_org[bought_at].tolist(), colleagues.last_purchase[bought_at].tolist(), strict=True)
+        )
     customer = own_customer | bought | customer_org[org_row]
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, extra_last)
     last_purchase = np.full(n, -1, dtype=np.int64)
@@ -371,7 +376,7 @@ def _load(
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
         n_orgs=n_orgs,
     )
-    return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, mates)
+    return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, colleagues)
 
 
 def _touched(org_ids: Ints, org_row: Ints) -> list[int]:
@@ -397,25 +402,58 @@ def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
     return row, found
 
 
-#: member_stats columns read for the colleagues an incremental run does not reload.
-MATE_COLUMNS = (
-    "member_id", "organization_id", "activities", "last_at", "usual_gap_days",
-    "customer", "last_purchase_at",
-)  # fmt: skip
+@dataclass(frozen=True)
+class Colleagues:
+    """Incremental runs: what the stored summaries (``member_stats``) say of everyone else at the
+    loaded members' organizations, one row per organization that has anyone else."""
+
+    org_id: Ints
+    active: NDArray[np.float64]  # people active in the recent window
+    top_activities: NDArray[np.float64]  # the most lifetime activity of any of them
+    top_quiet: NDArray[np.bool_]  # one of those with that count has gone quiet
+    customer: NDArray[np.bool_]  # one of them is a customer
+    last_purchase: Ints  # their latest purchase, epoch microseconds, -1 for none
 
 
-def read_org_mates(
-    conn: Connection, workspace_id: int, org_ids: list[int], exclude: Ints
-) -> NDArray[np.float64]:
-    """Stored summaries (``member_stats``) of everyone at these organizations but ``exclude``: one
-    primary-key range per organization. Columns as :data:`MATE_COLUMNS`, NULL as NaN."""
-    parts = []
-    for part, marks in in_chunks(org_ids):
-        where = f"FROM member_stats WHERE workspace_id = ? AND organization_id IN ({marks})"
-        parts.append(number_rows(conn, MATE_COLUMNS, where, (workspace_id, *part), np.float64))
-    data = np.concatenate(parts) if parts else np.zeros((0, len(MATE_COLUMNS)))
-    keep: NDArray[np.float64] = data[~np.isin(data[:, 0].astype(np.int64), exclude)]
-    return keep
+def read_colleagues(
+    conn: Connection, workspace_id: int, org_ids: list[int], exclude: Ints, now: int, recent_days: float
+) -> Colleagues:
+    """Per organization, the account signals' summary of its people but ``exclude``, aggregated by
+    the database from ``member_stats`` (one primary-key range per organization): the same
+    arithmetic as :func:`scoring.accounts.summarise` on these people's stored summaries (recency
+    in days as a double, silence against twice the usual gap, at least ``MIN_QUIET_DAYS``)."""
+    pg = conn.dialect.name == "postgresql"
+    days = f"CAST(? - last_at AS DOUBLE PRECISION) / {float(DAY_US)!r}"
+    floor = f"{MIN_QUIET_DAYS!r}"
+    limit = (
+        f"GREATEST(2.0 * COALESCE(usual_gap_days, {floor}), {floor})"
+        if pg
+        else (f"max(2.0 * coalesce(usual_gap_days, {floor}), {floor})")
+    )
+    orgs, org_param = id_set(conn, "organization_id", org_ids)
+    others, others_param = id_set(conn, "member_id", exclude.tolist(), negate=True)
+    sql = (
+        "SELECT organization_id, "  # noqa: S608 (constants and marks only)
+        f"SUM(CASE WHEN last_at IS NOT NULL AND {days} < ? THEN 1 ELSE 0 END), "
+        f"MAX(activities * 2 + CASE WHEN last_at IS NULL OR {days} > {limit} THEN 1 ELSE 0 END), "
+        "MAX(CASE WHEN customer THEN 1 ELSE 0 END), MAX(last_purchase_at) "
+        f"FROM member_stats WHERE workspace_id = ? AND {orgs} AND {others} GROUP BY organization_id"
+    )
+    rows = [
+        r
+        for part in raw_rows(conn, sql, (now, recent_days, now, workspace_id, org_param, others_param))
+        for r in part
+    ]
+    rows.sort(key=lambda r: r[0])
+    top = np.array([r[2] for r in rows], dtype=np.int64).reshape(-1)
+    return Colleagues(
+        org_id=np.array([r[0] for r in rows], dtype=np.int64),
+        active=np.array([r[1] for r in rows], dtype=np.float64),
+        top_activities=(top // 2).astype(np.float64),
+        top_quiet=(top % 2).astype(bool),
+        customer=np.array([bool(r[3]) for r in rows], dtype=bool),
+        last_purchase=np.array([-1 if r[4] is None else r[4] for r in rows], dtype=np.int64),
+    )
 
 
 def _renewal_days(

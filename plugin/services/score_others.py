@@ -2,8 +2,9 @@
 
 Account signals (who at a company is active, whether its champion went quiet) and account churn
 (the weighted risk of all its customers) depend on every person of the account. An incremental run
-reads the stored summaries (``member_stats``) and stored churn scores of the other people at the
-accounts it touches, instead of re-reading their activities.
+uses the stored summaries (``member_stats``) of the other people at the accounts it touches,
+aggregated per account by the database, and the stored churn scores of those at customer
+accounts, instead of re-reading their activities.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import in_chunks, raw_rows
+from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
-from scoring.accounts import People
-from scoring.features import DAY_US
+from scoring.accounts import Others
 
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
@@ -34,27 +34,38 @@ class StoredCustomers:
     reasons: list[tuple[Any, ...]]  # the 12 stored reason cells of each
 
 
-def other_people(
-    conn: Any, workspace_id: int, loaded: Loaded, now: int, recent_days: float
-) -> tuple[People, StoredCustomers]:
-    """The colleagues' summaries that :func:`load_inputs` read (``loaded.mates``) as people, and
-    the stored churn scores of the customers among them."""
-    data = loaded.mates if loaded.mates is not None else np.zeros((0, 7))
+def other_people(conn: Any, workspace_id: int, loaded: Loaded) -> tuple[Others, StoredCustomers]:
+    """The colleagues that :func:`load_inputs` summarised (``loaded.colleagues``) as the account
+    signals' :class:`Others`, and the stored churn scores of the people at customer accounts."""
+    n_orgs = loaded.inputs.n_orgs
+    others = Others(np.zeros(n_orgs), np.zeros(n_orgs), np.zeros(n_orgs, bool))
+    col = loaded.colleagues
+    customer_orgs = np.zeros(n_orgs + 1, bool)  # a spare slot for "no organization"
+    customer_orgs[loaded.inputs.churn.organization[loaded.inputs.churn.customer]] = True
+    if col is not None and col.org_id.size:
+        row = np.searchsorted(loaded.org_ids, col.org_id)
+        others.active[row] = col.active
+        others.top_activities[row] = col.top_activities
+        others.top_quiet[row] = col.top_quiet
+        customer_orgs[row[col.customer]] = True
+    # Only customers have stored churn scores: everyone at an account where someone is a customer.
+    wanted = loaded.org_ids[np.flatnonzero(customer_orgs[:n_orgs])].tolist()
+    data = np.zeros((0, 3))
+    if wanted and col is not None:
+        data = _people_at(conn, workspace_id, wanted, loaded.member_ids)
     org_row = np.searchsorted(loaded.org_ids, data[:, 1].astype(np.int64)).astype(np.int64)
-    last = data[:, 3]
-    recency = np.where(np.isnan(last), np.inf, (now - last) / DAY_US)
-    people = People(
-        organization=org_row,
-        activities=data[:, 2],
-        recency_days=recency,
-        usual_gap_days=data[:, 4],
-        recent=(recency < recent_days).astype(np.float64),
-    )
-    # Only customers have stored churn scores: people at an account where someone is a customer.
-    own = loaded.inputs.churn.organization[loaded.inputs.churn.customer]
-    customer_orgs = np.union1d(own[own >= 0], org_row[data[:, 5] > 0])
-    at_customer = np.isin(org_row, customer_orgs)
-    return people, _stored_customers(conn, workspace_id, data[at_customer], org_row[at_customer])
+    return others, _stored_customers(conn, workspace_id, data, org_row)
+
+
+def _people_at(conn: Any, workspace_id: int, org_ids: list[int], exclude: Ints) -> Floats:
+    """(member, organization, lifetime activities) of everyone at these organizations but
+    ``exclude``, from their stored summaries."""
+    orgs, org_param = id_set(conn, "organization_id", org_ids)
+    others, others_param = id_set(conn, "member_id", exclude.tolist(), negate=True)
+    where = f"FROM member_stats WHERE workspace_id = ? AND {orgs} AND {others}"
+    columns = ("member_id", "organization_id", "activities")
+    data: Floats = number_rows(conn, columns, where, (workspace_id, org_param, others_param), np.float64)
+    return data
 
 
 def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints) -> StoredCustomers:

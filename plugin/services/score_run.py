@@ -267,9 +267,8 @@ def run_scoring(
         say("reading activities")
         loaded = load_inputs(conn, workspace_id, cfg, now, subset)
         if subset is not None:
-            recent_days = cfg.number("windows", "recent_days", positive=True)
-            people, stored = other_people(conn, workspace_id, loaded, now, recent_days)
-            loaded = replace(loaded, inputs=replace(loaded.inputs, other_people=people))
+            others, stored = other_people(conn, workspace_id, loaded)
+            loaded = replace(loaded, inputs=replace(loaded.inputs, others=others))
     say(f"scoring {loaded.inputs.n:,} members")
     cutoffs = None
     if subset is not None and last is not None and last.level_cutoffs is not None:
