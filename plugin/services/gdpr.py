@@ -18,7 +18,8 @@ What stays, and why:
 * referrals naming the person as the prospect, with name, email and company blanked (open ones are
   rejected: there is no one left to attribute them to).
 
-Removed: identities, activities, consents, merge log and suggestions, scores, score events, member
+Removed: identities, activities (and the hand-raising matches scoring kept of them), consents, merge
+log and suggestions, scores, score events, member
 statistics, CRM links, panel places, the contact log, unused invitations, and outgoing webhook
 messages that carry the person's data (not sent, and not kept); a message being delivered at that
 very moment is left to its worker. Values the person's name or email reached in other members' CRM
@@ -51,6 +52,7 @@ from plugin.db.models import (
     CrmConnection,
     CrmLink,
     Erasure,
+    HandRaise,
     Identity,
     Member,
     MemberStats,
@@ -645,6 +647,15 @@ def erase_member(
 
     identity_ids = conn.execute(select(Identity.id).where(Identity.member_id.in_(ids))).scalars().all()
     a = Activity
+    hr = HandRaise  # what scoring kept of their posts goes before the posts
+    removed["hand_raises"] = _count(
+        conn,
+        delete(hr).where(
+            or_(
+                hr.member_id.in_(ids), hr.activity_id.in_(select(a.id).where(a.identity_id.in_(identity_ids)))
+            )
+        ),
+    )
     removed["activities"] = _count(
         conn, delete(a).where(or_(a.member_id.in_(ids), a.identity_id.in_(identity_ids)))
     )

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.db.base import utcnow
-from plugin.db.models import Activity, Consent, Identity, Member, MergeLog, MergeSuggestion
+from plugin.db.models import Activity, Consent, HandRaise, Identity, Member, MergeLog, MergeSuggestion
 from plugin.db.models.identity_log import AUTO_EMAIL, MERGE, SPLIT
 from plugin.errors import NotFound, ValidationFailed
 from plugin.services.identity import PROFILE_FIELDS
@@ -42,6 +42,9 @@ def _move_identities(session: Session, identity_ids: list[int], to_member: int) 
         return
     holders = sorted(set(session.scalars(select(Identity.member_id).where(Identity.id.in_(identity_ids)))))
     session.execute(update(Identity).where(Identity.id.in_(identity_ids)).values(member_id=to_member))
+    moved = select(Activity.id).where(Activity.member_id.in_(holders), Activity.identity_id.in_(identity_ids))
+    # What scoring kept of their hand-raising posts moves with them (full runs reuse it).
+    session.execute(update(HandRaise).where(HandRaise.activity_id.in_(moved)).values(member_id=to_member))
     session.execute(
         update(Activity)
         .where(Activity.member_id.in_(holders), Activity.identity_id.in_(identity_ids))

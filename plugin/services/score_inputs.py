@@ -46,6 +46,8 @@ class Loaded:
     customer: NDArray[np.bool_]  # by their own stage or purchase (not only through their company)
     last_purchase: Ints  # epoch microseconds, -1 for none
     colleagues: Colleagues | None = None  # incremental: everyone else at their organizations
+    #: hand-raising posts matched from their text by this run, to keep for later runs
+    new_raises: HandRaiseRows | None = None
 
 
 def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) -> list[Any]:
@@ -211,37 +213,78 @@ def _activity_arrays(
     return _subset_arrays(conn, workspace_id, cfg, now, subset)
 
 
+@dataclass(frozen=True)
+class Since:
+    """What a run builds on: the activity ids the last run had read up to (``after``) and the
+    highest id this run reads (``upto``). Hand-raising matches of activities up to ``after`` are
+    read from ``hand_raises``; only texts of the ids between are matched."""
+
+    after: int
+    upto: int
+
+
+def hand_raise_since(cfg: ScoringConfig, now: int) -> int:
+    """The start (exclusive, epoch microseconds) of the window hand-raising posts count in."""
+    return now - int(cfg.number("lead", "intent_window_days", positive=True) * DAY_US)
+
+
 def _hand_raises(
-    conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int] | None
-) -> HandRaiseRows:
-    since = now - int(cfg.number("lead", "intent_window_days", positive=True) * DAY_US)
+    conn: Connection,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    now: int,
+    subset: Sequence[int] | None,
+    since: Since | None,
+) -> tuple[HandRaiseRows, HandRaiseRows]:
+    """Hand-raising posts of ``subset`` (None: everyone) that occurred after
+    :func:`hand_raise_since` (later than ``now`` too: they are kept for later runs, and the caller
+    leaves them out of this one's scores). With ``since``, those of activities the last run read come
+    from ``hand_raises`` and only newer texts are matched; without, every recent text is. Returns
+    (all, newly matched)."""
+    after = hand_raise_since(cfg, now)
     kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
     rows: list[Any] = []
-    if subset is None:  # per type, a time range of ix_activities_type_time, then these rows' text
+    stored: list[Any] = []
+    if since is None:  # every recent text: per type, a time range of ix_activities_type_time
+        if subset is not None:
+            raise ValueError("an incremental read needs the last run's watermark (Since)")
         sql = (
             "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608 (constants)
-            f"WHERE workspace_id = ? AND type IN ({kinds}) AND occurred_at > ? AND occurred_at <= ?"
+            f"WHERE workspace_id = ? AND type IN ({kinds}) AND occurred_at > ?"
         )
-        for chunk in raw_rows(conn, sql, (workspace_id, since, now)):
+        for chunk in raw_rows(conn, sql, (workspace_id, after)):
             rows += chunk
-    else:  # by member: each one's recent range of ix_activities_member_time, then these few rows
-        ids = sorted(subset)
-        for part, marks in in_chunks(ids):
-            sql = (
-                "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608
-                f"WHERE member_id IN ({marks}) AND occurred_at > ? "
-                f"AND occurred_at <= ? AND type IN ({kinds})"
-            )
-            for chunk in raw_rows(conn, sql, (*part, since, now)):
-                rows += chunk
+    else:  # the texts of new activities alone (a range of the primary key), the rest as kept
+        plus = "" if conn.dialect.name == "postgresql" else "+"  # SQLite: keep to that range
+        sql = (
+            "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608 (constants)
+            f"WHERE id > ? AND id <= ? AND {plus}workspace_id = ? AND {plus}type IN ({kinds}) "
+            f"AND {plus}occurred_at > ?"
+        )
+        for chunk in raw_rows(conn, sql, (since.after, since.upto, workspace_id, after)):
+            rows += chunk
+        if subset is None:
+            who, param = "workspace_id = ?", workspace_id
+        else:
+            who, param = id_set(conn, "member_id", sorted(subset))
+        sql = (
+            "SELECT activity_id, member_id, occurred_at, topic FROM hand_raises "  # noqa: S608 (marks)
+            f"WHERE {who} AND occurred_at > ?"
+        )
+        for chunk in raw_rows(conn, sql, (param, after)):
+            stored += chunk
     topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
-    keep = [i for i, t in enumerate(topics) if t >= 0]
-    pick = [rows[i] for i in keep]
+    fresh = [(r[0], r[1], r[2], t) for r, t in zip(rows, topics, strict=True) if t >= 0]
+    return _hand_raise_rows(stored + fresh), _hand_raise_rows(fresh)
+
+
+def _hand_raise_rows(rows: list[Any]) -> HandRaiseRows:
+    """(activity id, member, time, topic) tuples as arrays in :data:`HandRaiseRows` order."""
     return (
-        np.array([r[1] for r in pick], dtype=np.int64),
-        np.array([r[2] for r in pick], dtype=np.int64),
-        np.array([r[0] for r in pick], dtype=np.int64),
-        np.array([topics[i] for i in keep], dtype=np.int16),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[3] for r in rows], dtype=np.int16),
     )
 
 
@@ -251,8 +294,10 @@ def load_inputs(
     cfg: ScoringConfig,
     now: int,
     subset: Sequence[int] | None = None,
+    since: Since | None = None,
 ) -> Loaded:
-    """Everything one scoring pass needs, for all current members or only ``subset``.
+    """Everything one scoring pass needs, for all current members or only ``subset`` (then with
+    ``since``: what the last run read).
 
     A full run over a large workspace reads the (member, time) pairs of the plain activity types
     in a helper process while this one reads members, organizations, hand-raising posts, valued
@@ -270,7 +315,7 @@ def load_inputs(
             plain = [name for name in cfg.type_names if name not in VALUED]
             reader = stack.enter_context(PairReader())
             pending = reader.submit(url.render_as_string(hide_password=False), workspace_id, plain, now)
-        return _load(conn, workspace_id, cfg, now, subset, pending)
+        return _load(conn, workspace_id, cfg, now, subset, since, pending)
 
 
 def _member_count(conn: Connection, workspace_id: int) -> int:
@@ -288,6 +333,7 @@ def _load(
     cfg: ScoringConfig,
     now: int,
     subset: Sequence[int] | None,
+    since: Since | None,
     pending: Pending | None,
 ) -> Loaded:
     members = _members(conn, workspace_id, subset)
@@ -310,7 +356,9 @@ def _load(
     size = np.array([np.nan if r[1] is None else float(r[1]) for r in orgs] + [np.nan])
     industry = np.array([np.nan if r[2] is None else float(r[2].lower() in ideal) for r in orgs] + [np.nan])
 
-    hr_member, hr_at, hr_id, hr_topic = _hand_raises(conn, workspace_id, cfg, now, subset)
+    (hr_member, hr_at, hr_id, hr_topic), new_raises = _hand_raises(
+        conn, workspace_id, cfg, now, subset, since
+    )
     raw_member, acts = _activity_arrays(conn, workspace_id, cfg, now, subset, pending)
     row, known = _rows_of(member_ids, raw_member)
     felt = None
@@ -360,6 +408,7 @@ def _load(
             flag = company[domain] = float(is_company_domain(domain))
         business[i] = flag
     hr_row, ok = _rows_of(member_ids, hr_member)
+    ok &= hr_at <= now  # kept for later runs, not counted in this one
     inputs = Inputs(
         acts=acts,
         n=n,
@@ -376,7 +425,9 @@ def _load(
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
         n_orgs=n_orgs,
     )
-    return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, colleagues)
+    return Loaded(
+        inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, colleagues, new_raises
+    )
 
 
 def _touched(org_ids: Ints, org_row: Ints) -> list[int]:

@@ -32,9 +32,9 @@ from plugin.db.models import Activity, CrmConnection, CrmSyncRun, MergeLog, Scor
 from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import in_chunks, raw_rows
 from plugin.errors import ValidationFailed
-from plugin.services.score_inputs import Loaded, load_inputs
+from plugin.services.score_inputs import Loaded, Since, hand_raise_since, load_inputs
 from plugin.services.score_others import other_people
-from plugin.services.score_store import write_scores, write_stats
+from plugin.services.score_store import write_hand_raises, write_scores, write_stats
 from plugin.services.webhook_signals import emit_run_events
 from scoring.advocate import level_cutoffs
 from scoring.bgnbd import BgNbdParams
@@ -179,6 +179,10 @@ def _choose_mode(
         return "full", f"run {last.id} did not compute {', '.join(missing)}"
     if last.activity_model is None or last.level_cutoffs is None:
         return "full", f"run {last.id} kept no activity model or level cut-offs"
+    if last.hand_raises_since is None:
+        return "full", f"run {last.id} kept no hand-raising posts (made by an earlier version)"
+    if hand_raise_since(cfg, to_micros(now)) < last.hand_raises_since:
+        return "full", f"the clock is behind run {last.id}'s"
     if _merged_since(engine, workspace_id, last.started_at):
         return "full", f"members were merged or split since run {last.id}"
     if _stages_pulled_since(engine, workspace_id, last.started_at):
@@ -196,6 +200,18 @@ def _choose_mode(
     return "incremental", (
         f"members with activity since run {last.id}; everyone else stands as of the full pass "
         f"{age_h:.1f} h ago (refreshed every {every:g} h)"
+    )
+
+
+def _raises_kept(cfg: ScoringConfig, last: ScoreRun | None, now: int) -> bool:
+    """Whether the hand-raising posts kept by ``last`` serve a run at ``now``: matched under the
+    same settings, over a window that starts no later than this run's. Texts do not change once
+    stored, and merges move the kept rows with the activities."""
+    return (
+        last is not None
+        and last.hand_raises_since is not None
+        and last.weights_hash == cfg.weights_hash
+        and hand_raise_since(cfg, now) >= last.hand_raises_since
     )
 
 
@@ -253,6 +269,10 @@ def run_scoring(
     incremental = mode == "incremental"
     report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash, why=why)
     subset: list[int] | None = None
+    since: Since | None = None
+    if _raises_kept(cfg, last, now):  # the hand raises the last run kept are good for this one
+        assert last is not None
+        since = Since(after=last.activity_watermark, upto=watermark)
     params: BgNbdParams | None = None
     if incremental and last is not None:
         subset = _changed_members(engine, workspace_id, last.activity_watermark)
@@ -265,7 +285,7 @@ def run_scoring(
     stored = None
     with engine.connect() as conn:
         say("reading activities")
-        loaded = load_inputs(conn, workspace_id, cfg, now, subset)
+        loaded = load_inputs(conn, workspace_id, cfg, now, subset, since)
         if subset is not None:
             others, stored = other_people(conn, workspace_id, loaded)
             loaded = replace(loaded, inputs=replace(loaded.inputs, others=others))
@@ -302,6 +322,7 @@ def run_scoring(
                 weights_hash=cfg.weights_hash,
                 activity_model=report.activity_model or (last.activity_model if last else None),
                 level_cutoffs=[c if c != float("-inf") else None for c in cutoffs] if cutoffs else None,
+                hand_raises_since=hand_raise_since(cfg, now),
             )
             .returning(table_of(ScoreRun).c.id)
         ).scalar_one()
@@ -324,6 +345,8 @@ def run_scoring(
                 )
             )
         write_stats(conn, workspace_id, loaded, result, partial=subset is not None)
+        drop = hand_raise_since(cfg, now) if subset is None else None
+        write_hand_raises(conn, workspace_id, loaded, keep=since is not None, drop_until=drop)
         # The crossings' webhooks commit with the scores that crossed: neither without the other.
         report.webhooks_queued = emit_run_events(conn, workspace_id, run, public_url=public_url)
         conn.execute(update(ScoreRun).where(ScoreRun.id == run).values(finished_at=clock()))

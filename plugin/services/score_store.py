@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, delete
 
 from plugin.db.base import table_of
-from plugin.db.models import MemberStats, Score, ScoreEvent
+from plugin.db.models import HandRaise, MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
 from plugin.db.sql import execute_raw, in_chunks, insert_columns, insert_rows, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
@@ -258,6 +258,35 @@ def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pas
     gone = ~np.isin(key_old, key_now[hit])
     _delete_stats(conn, workspace_id, stored[gone, :2], current[hit & ~same, :2])
     _insert_stats(conn, workspace_id, current[~same])
+
+
+def write_hand_raises(
+    conn: Connection, workspace_id: int, loaded: Loaded, *, keep: bool, drop_until: int | None
+) -> None:
+    """Keep the hand-raising posts this run matched from their text. Without ``keep`` (every text
+    was matched again) they replace the workspace's; with ``drop_until``, those that occurred no
+    later than that (out of every future run's window) go."""
+    t = HandRaise.__table__.c
+    if not keep:
+        conn.execute(delete(HandRaise).where(t.workspace_id == workspace_id))
+    elif drop_until is not None:
+        conn.execute(delete(HandRaise).where(t.workspace_id == workspace_id, t.occurred_at <= drop_until))
+    if loaded.new_raises is None or not loaded.new_raises[0].size:
+        return
+    member, at, activity, topic = loaded.new_raises
+    order = np.lexsort((activity, at, member))  # primary-key order: the rows go in page by page
+    insert_columns(
+        conn,
+        table_of(HandRaise),
+        {
+            "member_id": member[order].tolist(),
+            "occurred_at": at[order].tolist(),
+            "activity_id": activity[order].tolist(),
+            "workspace_id": [workspace_id] * order.size,
+            "topic": topic[order].tolist(),
+        },
+        upsert_on=("member_id", "occurred_at", "activity_id"),
+    )
 
 
 def _delete_stats(conn: Connection, workspace_id: int, *keys: NDArray[np.float64]) -> None:

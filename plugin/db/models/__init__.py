@@ -11,7 +11,7 @@ from plugin.db.models.organization import Organization
 from plugin.db.models.panel import Panel, PanelDraw, PanelMember
 from plugin.db.models.referral import Outreach, Referral, ReferralInvite
 from plugin.db.models.reward import RewardGrant, RewardLine
-from plugin.db.models.score import MemberStats, Score, ScoreEvent, ScoreRun
+from plugin.db.models.score import HandRaise, MemberStats, Score, ScoreEvent, ScoreRun
 from plugin.db.models.webhook import (
     WebhookAttempt,
     WebhookDelivery,
@@ -31,6 +31,7 @@ __all__ = [
     "CrmLink",
     "CrmSyncRun",
     "Erasure",
+    "HandRaise",
     "HookSecret",
     "Identity",
     "InboundDelivery",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db.base import Base, UTCDateTime, utcnow
@@ -44,6 +44,9 @@ class ScoreRun(Base):
     activity_model: Mapped[dict[str, Any] | None] = mapped_column(Json)  # fitted BG/NBD parameters
     #: Advocate level cut scores of the community at its last full run (incremental runs reuse them).
     level_cutoffs: Mapped[list[float] | None] = mapped_column(Json)
+    #: ``hand_raises`` holds every match among activities up to ``activity_watermark`` that occurred
+    #: after this time (epoch microseconds); None: the run kept none (an older version's run).
+    hand_raises_since: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Score(Base):
@@ -141,6 +144,23 @@ class MemberStats(Base):
     usual_gap_days: Mapped[float | None] = mapped_column(Float)
     customer: Mapped[bool] = mapped_column(Boolean)  # by own lifecycle stage or a purchase
     last_purchase_at: Mapped[int | None] = mapped_column(BigInteger)  # epoch microseconds
+
+
+class HandRaise(Base):
+    """A hand-raising activity (a question about pricing, security, a trial...) and the intent
+    topic its text matched under the settings of the scoring run that read it. Incremental runs read
+    these for the members they rescore instead of the texts of their older posts; a full run
+    matches every recent text again and rewrites them. Keyed by member so one member's are one
+    range; a row goes with its member (and, through erasure, with its activity)."""
+
+    __tablename__ = "hand_raises"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    occurred_at: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch microseconds
+    activity_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    topic: Mapped[int] = mapped_column(SmallInteger)  # index into the settings' sorted topic names
 
 
 class ScoreEvent(Base):
