@@ -85,10 +85,16 @@ def insert_columns(
         cursor.close()
 
 
+_FLOATS = {float, type(None)}
+
+
 def _processed(process: Any, values: list[Any]) -> list[Any]:
     """A column's values through its bind processor; a value repeated row after row (the batch's
-    timestamp) is processed once."""
+    timestamp) is processed once. Floats (and NULLs) for a float column are taken as they are:
+    its processor would only make floats of them."""
     if process is None:
+        return values
+    if getattr(process, "__name__", "") == "to_float" and set(map(type, values)) <= _FLOATS:
         return values
     out: list[Any] = []
     last: Any = object()

@@ -28,10 +28,10 @@ Floats = NDArray[np.float64]
 class StoredCustomers:
     """Stored churn scores of customers at the touched accounts who are not being rescored."""
 
+    member_id: Ints
     org_row: Ints
     score: Floats
     activities: Floats  # lifetime count: the weight of each customer in the account's risk
-    reasons: list[tuple[Any, ...]]  # the 12 stored reason cells of each
 
 
 def other_people(conn: Any, workspace_id: int, loaded: Loaded) -> tuple[Others, StoredCustomers]:
@@ -69,25 +69,38 @@ def _people_at(conn: Any, workspace_id: int, org_ids: list[int], exclude: Ints) 
 
 
 def _stored_customers(conn: Any, workspace_id: int, data: Floats, org_row: Ints) -> StoredCustomers:
+    """The stored churn scores of these people (rows of ``data``), where they have one."""
     ids = data[:, 0].astype(np.int64)
-    where = {int(m): i for i, m in enumerate(ids.tolist())}
-    got_rows, got_score, got_reasons = [], [], []
-    id_list = sorted(where)
+    parts = []
+    for part, marks in in_chunks(np.unique(ids).tolist()):
+        where = (
+            "FROM scores WHERE workspace_id = ? AND kind = 'churn' AND subject = 'member' "
+            f"AND subject_id IN ({marks})"
+        )
+        parts.append(number_rows(conn, ("subject_id", "score"), where, (workspace_id, *part), np.float64))
+    got = np.concatenate(parts) if parts else np.zeros((0, 2))
+    got = got[np.argsort(got[:, 0], kind="stable")]  # by member id, as the rows were read before
+    order = np.argsort(ids, kind="stable")
+    # A member filed under two organizations (moved since the last full pass) counts once, under
+    # the row read last, as before.
+    pick = order[np.searchsorted(ids[order], got[:, 0].astype(np.int64), side="right") - 1]
+    return StoredCustomers(
+        member_id=got[:, 0].astype(np.int64),
+        org_row=org_row[pick],
+        score=got[:, 1],
+        activities=data[pick, 2] if pick.size else np.zeros(0),
+    )
+
+
+def stored_reasons(conn: Any, workspace_id: int, member_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    """The 12 stored reason cells of these members' churn scores, by member id."""
+    out: dict[int, tuple[Any, ...]] = {}
     cols = ", ".join(REASON_COLUMNS)
-    for part, marks in in_chunks(id_list):
+    for part, marks in in_chunks(sorted(member_ids)):
         sql = (
-            "SELECT subject_id, score, " + cols + " FROM scores WHERE workspace_id = ? "  # noqa: S608
+            "SELECT subject_id, " + cols + " FROM scores WHERE workspace_id = ? "  # noqa: S608
             "AND kind = 'churn' AND subject = 'member' AND subject_id IN (" + marks + ")"
         )
         for chunk in raw_rows(conn, sql, (workspace_id, *part)):
-            for r in chunk:
-                got_rows.append(where[r[0]])
-                got_score.append(r[1])
-                got_reasons.append(tuple(r[2:]))
-    pick = np.array(got_rows, dtype=np.int64)
-    return StoredCustomers(
-        org_row=org_row[pick],
-        score=np.array(got_score, dtype=np.float64),
-        activities=data[pick, 2] if pick.size else np.zeros(0),
-        reasons=got_reasons,
-    )
+            out.update((r[0], tuple(r[1:])) for r in chunk)
+    return out

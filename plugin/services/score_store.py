@@ -15,7 +15,7 @@ from plugin.db.models import HandRaise, MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
 from plugin.db.sql import execute_raw, in_chunks, insert_columns, insert_rows, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
-from plugin.services.score_others import StoredCustomers
+from plugin.services.score_others import StoredCustomers, stored_reasons
 from scoring.config import ScoringConfig
 from scoring.pipeline import Pass, crossed
 from scoring.result import Scored
@@ -164,11 +164,11 @@ def _accounts(
     # Weighted by lifetime activity (log), the same for fresh and stored customers.
     engagement = np.log1p(result.features["activities"][scored.rows]) + 0.05
     cells: list[tuple[Any, ...]] = list(zip(*(fresh_reasons[c] for c in REASON_COLUMNS), strict=True))
+    fresh = len(cells)
     if stored is not None and stored.score.size:
         org = np.concatenate([org, stored.org_row])
         risk = np.concatenate([risk, stored.score])
         engagement = np.concatenate([engagement, np.log1p(stored.activities) + 0.05])
-        cells += stored.reasons
     sel = np.flatnonzero(org >= 0)
     if sel.size == 0:
         return []
@@ -179,6 +179,10 @@ def _accounts(
     sorted_org = org[order]
     last_of_org = np.r_[sorted_org[1:] != sorted_org[:-1], True]
     top_of = dict(zip(sorted_org[last_of_org].tolist(), order[last_of_org].tolist(), strict=True))
+    if stored is not None:  # the reasons of stored customers are read only where one leads an account
+        leaders = {i: int(stored.member_id[i - fresh]) for i in top_of.values() if i >= fresh}
+        kept = stored_reasons(conn, int(common["workspace_id"]), list(leaders.values()))
+        cells += [kept.get(int(m), (None,) * len(REASON_COLUMNS)) for m in stored.member_id.tolist()]
     bands = cfg.section("churn", "bands")
     rows = []
     for o, i in sorted(top_of.items()):
