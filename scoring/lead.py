@@ -70,6 +70,11 @@ def _word_table(table: Mapping[str, object]) -> tuple[tuple[str, tuple[str, ...]
     return tuple(out)
 
 
+#: Bump when :func:`match_topics` would match a stored text differently (its patterns, its rules):
+#: matches kept by a scoring run are reused only under the same settings and this version.
+MATCHER_VERSION = 1
+
+
 def match_topics(texts: Iterable[str], cfg: ScoringConfig) -> list[int]:
     """For each text, the index of the first hand-raising topic it mentions, or -1."""
     names = topic_names(cfg)

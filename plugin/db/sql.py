@@ -142,6 +142,19 @@ def execute_raw(conn: Connection, sql: str, params: Sequence[Any]) -> None:
         cursor.close()
 
 
+def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement with ``?`` parameters for each of ``rows``, on the driver's own cursor."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, [tuple(r) for r in rows])
+    finally:
+        cursor.close()
+
+
 def upsert_rows(
     conn: Connection,
     table: Table,

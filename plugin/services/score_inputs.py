@@ -213,14 +213,25 @@ def _activity_arrays(
     return _subset_arrays(conn, workspace_id, cfg, now, subset)
 
 
+#: Activity ids this far below the last run's watermark have their texts matched again rather
+#: than taken as kept: an id can be committed after a higher one was read (PostgreSQL sequences hand
+#: out ids before commit), and SQLite gives the highest id again once its row was erased.
+RECHECK_IDS = 10_000
+
+
 @dataclass(frozen=True)
 class Since:
-    """What a run builds on: the activity ids the last run had read up to (``after``) and the
-    highest id this run reads (``upto``). Hand-raising matches of activities up to ``after`` are
-    read from ``hand_raises``; only texts of the ids between are matched."""
+    """Which activities' texts a run matches: ids above ``after`` (all of them when None) up to
+    ``upto``, the highest id when the run began. Matches of older activities are read from
+    ``hand_raises``."""
 
-    after: int
+    after: int | None
     upto: int
+
+    @property
+    def recheck_from(self) -> int | None:
+        """Texts of ids above this are matched; kept matches up to it are used."""
+        return None if self.after is None else max(self.after - RECHECK_IDS, 0)
 
 
 def hand_raise_since(cfg: ScoringConfig, now: int) -> int:
@@ -245,14 +256,20 @@ def _hand_raises(
     kinds = ", ".join(f"'{t}'" for t in HAND_RAISE_TYPES)
     rows: list[Any] = []
     stored: list[Any] = []
-    if since is None:  # every recent text: per type, a time range of ix_activities_type_time
+    start = since.recheck_from if since is not None else None
+    upto = since.upto if since is not None else None
+    if start is None:  # every recent text: per type, a time range of ix_activities_type_time
         if subset is not None:
             raise ValueError("an incremental read needs the last run's watermark (Since)")
         sql = (
             "SELECT id, member_id, occurred_at, title, text FROM activities "  # noqa: S608 (constants)
             f"WHERE workspace_id = ? AND type IN ({kinds}) AND occurred_at > ?"
         )
-        for chunk in raw_rows(conn, sql, (workspace_id, after)):
+        params: tuple[Any, ...] = (workspace_id, after)
+        if upto is not None:  # none committed since the run began: the next run reads those
+            sql += " AND id <= ?"
+            params += (upto,)
+        for chunk in raw_rows(conn, sql, params):
             rows += chunk
     else:  # the texts of new activities alone (a range of the primary key), the rest as kept
         plus = "" if conn.dialect.name == "postgresql" else "+"  # SQLite: keep to that range
@@ -261,7 +278,7 @@ def _hand_raises(
             f"WHERE id > ? AND id <= ? AND {plus}workspace_id = ? AND {plus}type IN ({kinds}) "
             f"AND {plus}occurred_at > ?"
         )
-        for chunk in raw_rows(conn, sql, (since.after, since.upto, workspace_id, after)):
+        for chunk in raw_rows(conn, sql, (start, upto, workspace_id, after)):
             rows += chunk
         if subset is None:
             who, param = "workspace_id = ?", workspace_id
@@ -269,9 +286,9 @@ def _hand_raises(
             who, param = id_set(conn, "member_id", sorted(subset))
         sql = (
             "SELECT activity_id, member_id, occurred_at, topic FROM hand_raises "  # noqa: S608 (marks)
-            f"WHERE {who} AND occurred_at > ?"
+            f"WHERE {who} AND occurred_at > ? AND activity_id <= ?"
         )
-        for chunk in raw_rows(conn, sql, (param, after)):
+        for chunk in raw_rows(conn, sql, (param, after, start)):
             stored += chunk
     topics = match_topics((f"{r[3] or ''} {r[4] or ''}" for r in rows), cfg)
     fresh = [(r[0], r[1], r[2], t) for r, t in zip(rows, topics, strict=True) if t >= 0]

@@ -39,6 +39,7 @@ from plugin.services.webhook_signals import emit_run_events
 from scoring.advocate import level_cutoffs
 from scoring.bgnbd import BgNbdParams
 from scoring.config import ScoringConfig
+from scoring.lead import MATCHER_VERSION
 from scoring.pipeline import KINDS, Pass, score_all
 
 Progress = Callable[[str], None]
@@ -181,8 +182,10 @@ def _choose_mode(
         return "full", f"run {last.id} kept no activity model or level cut-offs"
     if last.hand_raises_since is None:
         return "full", f"run {last.id} kept no hand-raising posts (made by an earlier version)"
-    if hand_raise_since(cfg, to_micros(now)) < last.hand_raises_since:
-        return "full", f"the clock is behind run {last.id}'s"
+    if not _raises_kept(cfg, last, to_micros(now)):
+        return "full", (
+            f"run {last.id} matched hand-raising posts with another matcher, or the clock is behind it"
+        )
     if _merged_since(engine, workspace_id, last.started_at):
         return "full", f"members were merged or split since run {last.id}"
     if _stages_pulled_since(engine, workspace_id, last.started_at):
@@ -203,14 +206,20 @@ def _choose_mode(
     )
 
 
+def raises_key(cfg: ScoringConfig) -> str:
+    """What hand-raising matches depend on besides the texts: the settings and the matcher."""
+    return f"{cfg.weights_hash}/{MATCHER_VERSION}"
+
+
 def _raises_kept(cfg: ScoringConfig, last: ScoreRun | None, now: int) -> bool:
     """Whether the hand-raising posts kept by ``last`` serve a run at ``now``: matched under the
-    same settings, over a window that starts no later than this run's. Texts do not change once
-    stored, and merges move the kept rows with the activities."""
+    same settings by the same matcher, over a window that starts no later than this run's. Texts
+    do not change once stored, merges move the kept rows with the activities, and erasure removes
+    them with the posts."""
     return (
         last is not None
         and last.hand_raises_since is not None
-        and last.weights_hash == cfg.weights_hash
+        and last.hand_raises_key == raises_key(cfg)
         and hand_raise_since(cfg, now) >= last.hand_raises_since
     )
 
@@ -219,15 +228,15 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _changed_members(engine: Engine, workspace_id: int, watermark: int) -> list[int]:
-    """Current members with activity stored after ``watermark``: a range scan of the activities'
-    primary key (filtering on the workspace in SQL made SQLite walk a workspace-wide index
-    instead), then which of them are current (not merged away)."""
+def _changed_members(engine: Engine, workspace_id: int, after: int, upto: int) -> list[int]:
+    """Current members with activity stored after id ``after`` up to ``upto`` (this run's
+    watermark: later ones are the next run's): a range scan of the activities' primary key
+    (filtering on the workspace in SQL made SQLite walk a workspace-wide index instead), then which
+    of them are current (not merged away)."""
     with engine.connect() as conn:
         touched: set[int] = set()
-        for part in raw_rows(
-            conn, "SELECT member_id, workspace_id FROM activities WHERE id > ?", (watermark,)
-        ):
+        sql = "SELECT member_id, workspace_id FROM activities WHERE id > ? AND id <= ?"
+        for part in raw_rows(conn, sql, (after, upto)):
             touched.update(r[0] for r in part if r[1] == workspace_id)
         ids = sorted(touched)
         out: list[int] = []
@@ -269,13 +278,13 @@ def run_scoring(
     incremental = mode == "incremental"
     report = ScoreReport(None, mode, when, kinds, cfg.version, cfg.weights_hash, why=why)
     subset: list[int] | None = None
-    since: Since | None = None
-    if _raises_kept(cfg, last, now):  # the hand raises the last run kept are good for this one
-        assert last is not None
-        since = Since(after=last.activity_watermark, upto=watermark)
+    # Texts of activities newer than the last run are matched; older ones' matches were kept,
+    # unless they were made otherwise (then every recent text is matched again).
+    kept = last.activity_watermark if last is not None and _raises_kept(cfg, last, now) else None
+    since = Since(after=kept, upto=watermark)
     params: BgNbdParams | None = None
     if incremental and last is not None:
-        subset = _changed_members(engine, workspace_id, last.activity_watermark)
+        subset = _changed_members(engine, workspace_id, last.activity_watermark, watermark)
         params = BgNbdParams(**last.activity_model) if last.activity_model else None
         say(f"incremental: {len(subset):,} members changed since run {last.id}")
         if not subset:  # nothing to rescore (and the activity model refuses empty input)
@@ -323,6 +332,7 @@ def run_scoring(
                 activity_model=report.activity_model or (last.activity_model if last else None),
                 level_cutoffs=[c if c != float("-inf") else None for c in cutoffs] if cutoffs else None,
                 hand_raises_since=hand_raise_since(cfg, now),
+                hand_raises_key=raises_key(cfg),
             )
             .returning(table_of(ScoreRun).c.id)
         ).scalar_one()
@@ -346,7 +356,7 @@ def run_scoring(
             )
         write_stats(conn, workspace_id, loaded, result, partial=subset is not None)
         drop = hand_raise_since(cfg, now) if subset is None else None
-        write_hand_raises(conn, workspace_id, loaded, keep=since is not None, drop_until=drop)
+        write_hand_raises(conn, workspace_id, loaded, since, drop_until=drop)
         # The crossings' webhooks commit with the scores that crossed: neither without the other.
         report.webhooks_queued = emit_run_events(conn, workspace_id, run, public_url=public_url)
         conn.execute(update(ScoreRun).where(ScoreRun.id == run).values(finished_at=clock()))

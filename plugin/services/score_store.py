@@ -13,8 +13,16 @@ from sqlalchemy import Connection, bindparam, delete
 from plugin.db.base import table_of
 from plugin.db.models import HandRaise, MemberStats, Score, ScoreEvent
 from plugin.db.models.score import REASON_COLUMNS
-from plugin.db.sql import execute_raw, in_chunks, insert_columns, insert_rows, number_rows, raw_rows
-from plugin.services.score_inputs import Loaded
+from plugin.db.sql import (
+    execute_many,
+    execute_raw,
+    in_chunks,
+    insert_columns,
+    insert_rows,
+    number_rows,
+    raw_rows,
+)
+from plugin.services.score_inputs import Loaded, Since
 from plugin.services.score_others import StoredCustomers, stored_reasons
 from scoring.config import ScoringConfig
 from scoring.pipeline import Pass, crossed
@@ -265,31 +273,35 @@ def write_stats(conn: Connection, workspace_id: int, loaded: Loaded, result: Pas
 
 
 def write_hand_raises(
-    conn: Connection, workspace_id: int, loaded: Loaded, *, keep: bool, drop_until: int | None
+    conn: Connection, workspace_id: int, loaded: Loaded, since: Since, *, drop_until: int | None
 ) -> None:
-    """Keep the hand-raising posts this run matched from their text. Without ``keep`` (every text
-    was matched again) they replace the workspace's; with ``drop_until``, those that occurred no
-    later than that (out of every future run's window) go."""
+    """Keep the hand-raising posts this run matched from their text, in place of what was kept of
+    the same activities (all of the workspace's when every text was matched again); with
+    ``drop_until``, those that occurred no later than that (out of every later run's window) go.
+    Each is filed under the member its activity belongs to now, and one erased meanwhile is not
+    kept: a merge or an erasure may have committed while this run was reading."""
     t = HandRaise.__table__.c
-    if not keep:
+    start = since.recheck_from
+    if start is None:
         conn.execute(delete(HandRaise).where(t.workspace_id == workspace_id))
-    elif drop_until is not None:
+    else:
+        conn.execute(
+            delete(HandRaise).where(
+                t.activity_id > start, t.activity_id <= since.upto, t.workspace_id == workspace_id
+            )
+        )
+    if drop_until is not None:
         conn.execute(delete(HandRaise).where(t.workspace_id == workspace_id, t.occurred_at <= drop_until))
     if loaded.new_raises is None or not loaded.new_raises[0].size:
         return
-    member, at, activity, topic = loaded.new_raises
-    order = np.lexsort((activity, at, member))  # primary-key order: the rows go in page by page
-    insert_columns(
+    _, _, activity, topic = loaded.new_raises
+    order = np.argsort(activity, kind="stable")
+    execute_many(
         conn,
-        table_of(HandRaise),
-        {
-            "member_id": member[order].tolist(),
-            "occurred_at": at[order].tolist(),
-            "activity_id": activity[order].tolist(),
-            "workspace_id": [workspace_id] * order.size,
-            "topic": topic[order].tolist(),
-        },
-        upsert_on=("member_id", "occurred_at", "activity_id"),
+        "INSERT INTO hand_raises (member_id, occurred_at, activity_id, workspace_id, topic) "
+        "SELECT member_id, occurred_at, id, workspace_id, CAST(? AS SMALLINT) FROM activities "
+        "WHERE id = ? AND workspace_id = ? ON CONFLICT DO NOTHING",
+        [(int(topic[i]), int(activity[i]), workspace_id) for i in order.tolist()],
     )
 
 

@@ -5,12 +5,17 @@ run gives."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from plugin.db.base import utcnow
 from plugin.db.models import Activity, HandRaise, ScoreRun
-from plugin.services import merges
+from plugin.services import merges, score_run
+from plugin.services.gdpr import erase_member
+from plugin.services.score_run import ScoreReport
 from scoring.config import ScoringConfig
 from tests.plugin.test_score import CFG, PRICING_POST, act, ingest, score, stored
 
@@ -110,3 +115,80 @@ def test_a_full_rescore_reuses_kept_matches_which_move_with_a_merge_and_go_when_
     score(engine, workspace_id, cfg=narrower)
     assert pricing not in kept(engine).get(people["dev0"], set())
     assert pricing not in (stored(engine, "lead")[people["dev0"]].triggers or [])
+
+
+PRICING_QUESTION = {"text": "How much is the enterprise plan? Pricing?"}
+
+
+def raised(report: ScoreReport) -> list[int]:
+    """The hand-raising activity ids a run counted."""
+    assert report.loaded is not None
+    ids: list[int] = report.loaded.inputs.raises.activity_id.tolist()
+    return ids
+
+
+def test_a_post_stored_while_a_run_reads_is_counted_once_by_each_later_run(
+    engine: Engine, workspace_id: int, people: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A webhook stores a pricing question after the run took its watermark and before it read
+    # the texts: that run may count it, and every later run counts it exactly once.
+    real = score_run.load_inputs
+    calls: list[int] = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if not calls:
+            calls.append(1)
+            ingest(
+                engine,
+                workspace_id,
+                [act("dev2-pricing", "dev2", "support_question", 0.4, **PRICING_QUESTION)],
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score_run, "load_inputs", racing)
+    score(engine, workspace_id)
+    monkeypatch.setattr(score_run, "load_inputs", real)
+    question = activity_id(engine, "dev2-pricing")
+    for report in (score(engine, workspace_id), score(engine, workspace_id, full=True)):
+        assert raised(report).count(question) == 1, report.mode
+        assert len(raised(report)) == len(set(raised(report)))
+    assert stored(engine, "lead")[people["dev2"]].triggers.count(question) == 1
+
+
+def test_a_post_given_an_id_below_the_last_watermark_is_still_matched(
+    engine: Engine, workspace_id: int, people: dict[str, int]
+) -> None:
+    # SQLite hands out max(id) + 1: once the newest activity is erased, the next post takes its
+    # id, at or below the last run's watermark (on PostgreSQL a late commit does the same).
+    ingest(engine, workspace_id, [act("fan3-late", "fan3", "reply", 0.1)])
+    score(engine, workspace_id)
+    with engine.begin() as conn:
+        erase_member(conn, workspace_id, people["fan3"], actor="t", reason="request", now=utcnow())
+    ingest(engine, workspace_id, [act("dev2-pricing", "dev2", "support_question", 0.4, **PRICING_QUESTION)])
+    question = activity_id(engine, "dev2-pricing")
+    assert question in raised(score(engine, workspace_id, full=True))
+    assert question in (stored(engine, "lead")[people["dev2"]].triggers or [])
+
+
+def test_a_merge_while_a_run_reads_files_the_new_match_under_the_member_it_went_to(
+    engine: Engine, workspace_id: int, people: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    score(engine, workspace_id)
+    ingest(engine, workspace_id, [act("dev2-pricing", "dev2", "support_question", 0.4, **PRICING_QUESTION)])
+    real = score_run.load_inputs
+
+    def then_merge(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        with Session(engine) as session:  # dev2 is merged into dev0 while the run computes
+            merges.merge(session, workspace_id, people["dev0"], people["dev2"], actor="t", reason="same")
+            session.commit()
+        return out
+
+    monkeypatch.setattr(score_run, "load_inputs", then_merge)
+    score(engine, workspace_id)
+    monkeypatch.setattr(score_run, "load_inputs", real)
+    question = activity_id(engine, "dev2-pricing")
+    assert question in kept(engine)[people["dev0"]]
+    after = score(engine, workspace_id)
+    assert after.mode == "full" and question in raised(after)
+    assert question in (stored(engine, "lead")[people["dev0"]].triggers or [])

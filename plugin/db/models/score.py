@@ -47,6 +47,8 @@ class ScoreRun(Base):
     #: ``hand_raises`` holds every match among activities up to ``activity_watermark`` that occurred
     #: after this time (epoch microseconds); None: the run kept none (an older version's run).
     hand_raises_since: Mapped[int | None] = mapped_column(BigInteger)
+    #: the settings' hash and the matcher's version those matches were made with
+    hand_raises_key: Mapped[str | None] = mapped_column(String(40))
 
 
 class Score(Base):
@@ -154,7 +156,10 @@ class HandRaise(Base):
     range; a row goes with its member (and, through erasure, with its activity)."""
 
     __tablename__ = "hand_raises"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        Index("ix_hand_raises_activity_id", "activity_id"),  # merges, erasure, re-read id ranges
+        {"sqlite_with_rowid": False},
+    )
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
     occurred_at: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch microseconds

@@ -1,6 +1,6 @@
 """hand raises: intent-topic matches kept between scoring runs
 
-Additive: a new table and a nullable column; a running older version never reads either. The first
+Additive: a new table and two nullable columns; a running older version never reads either. The first
 scoring run after the upgrade is a full pass (the last run kept no matches), which fills the table.
 
 Revision ID: 0015
@@ -39,10 +39,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("member_id", "occurred_at", "activity_id", name=op.f("pk_hand_raises")),
         sqlite_with_rowid=False,
     )
+    op.create_index("ix_hand_raises_activity_id", "hand_raises", ["activity_id"], unique=False)
     op.add_column("score_runs", sa.Column("hand_raises_since", sa.BigInteger(), nullable=True))
+    op.add_column("score_runs", sa.Column("hand_raises_key", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("score_runs") as batch:
+        batch.drop_column("hand_raises_key")
         batch.drop_column("hand_raises_since")
+    op.drop_index("ix_hand_raises_activity_id", table_name="hand_raises")
     op.drop_table("hand_raises")
