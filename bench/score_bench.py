@@ -118,15 +118,21 @@ def generate(db: Path, members: int, activities: int, seed: int) -> float:
             f'{{"amount": {500 * (1 + nps[j])}, "currency": "USD"}}' if names[k] == "purchase" else "{}"
             for j, k in enumerate(kind.tolist())
         ]  # fmt: skip
+        values = [  # as ingest stores them (plugin.services.columns.value_of)
+            float(nps[j]) if names[k] == "survey_response" else
+            float(1 + nps[j] // 2) if names[k] == "review" else
+            float(500 * (1 + nps[j])) if names[k] == "purchase" else None
+            for j, k in enumerate(kind.tolist())
+        ]  # fmt: skip
         texts = np.where(rng.random(n) < 0.05, "What does enterprise pricing look like?", None)
         con.executemany(
             "INSERT INTO activities (id, workspace_id, source, source_activity_id, type, occurred_at, "
-            "ingested_at, member_id, identity_id, text, properties, sentiment) "
-            "VALUES (?, 1, 'bench', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ingested_at, member_id, identity_id, text, properties, sentiment, value) "
+            "VALUES (?, 1, 'bench', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             zip(range(start + 1, start + n + 1), map(str, range(start, start + n)),
                 (names[k] for k in kind.tolist()), at.tolist(), [stamp] * n, member.tolist(), member.tolist(),
                 texts.tolist(), props, np.where(kind == names.index("review"), sentiment, np.nan).tolist(),
-                strict=True),
+                values, strict=True),
         )  # fmt: skip
         con.commit()
         print(f"  generated {start + n:,} activities", file=sys.stderr)

@@ -8,8 +8,10 @@ person of the batch once, not at every record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -17,6 +19,23 @@ from connectors.records import ActivityRecord, MemberRef
 from plugin.db.base import to_micros
 
 MemberKey = tuple[str, str]  # (source, the platform's user key)
+
+#: Types whose activities carry a number scoring reads, and the key of ``properties`` holding it.
+VALUED = {"survey_response": "nps", "review": "rating", "purchase": "amount"}
+
+
+def value_of(kind: str, properties: Mapping[str, Any] | None) -> float | None:
+    """The number an activity of this type carries (NPS, rating, amount), stored in its own column
+    so scoring reads it from an index: a JSON number under the type's key, else None ("USD 49",
+    true or {...} are no value)."""
+    key = VALUED.get(kind)
+    if key is None or not properties:
+        return None
+    got = properties.get(key)
+    if isinstance(got, bool) or not isinstance(got, int | float):
+        return None
+    number = float(got)
+    return number if math.isfinite(number) else None
 
 
 @dataclass
@@ -31,6 +50,7 @@ class ColumnBatch:
     texts: list[str | None] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)  # JSON text
     sentiments: list[float | None] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)  # see value_of
     #: per record, the index of its person in ``members`` (ints pickle and map far cheaper than keys)
     person: list[int] = field(default_factory=list)
     #: the distinct people of the batch, in order of appearance, each with the distinct ways the
@@ -61,6 +81,7 @@ class ColumnBatch:
         self.texts.append(record.text)
         self.properties.append(orjson.dumps(record.properties).decode() if record.properties else "{}")
         self.sentiments.append(record.sentiment)
+        self.values.append(value_of(record.type, record.properties))
         member = record.member
         key = (record.source, member.key)
         index = self._index.get(key)
@@ -98,6 +119,7 @@ class ColumnBatch:
             "texts",
             "properties",
             "sentiments",
+            "values",
             "person",
         ):
             column = getattr(self, name)

@@ -97,7 +97,7 @@ class IngestReport:
 
 BY_MEMBER_TIME = itemgetter(6, 4)  # (member_id, occurred_at) in an activity row
 BY_KEY = itemgetter(1, 2)  # (source, source_activity_id)
-RETURNING_CHUNK = 1_000  # rows per multi-row INSERT ... RETURNING (14 parameters each)
+RETURNING_CHUNK = 1_000  # rows per multi-row INSERT ... RETURNING (15 parameters each)
 ACTIVITY_COLUMNS = (
     "workspace_id",
     "source",
@@ -113,6 +113,7 @@ ACTIVITY_COLUMNS = (
     "text",
     "properties",
     "sentiment",
+    "value",
 )
 
 
@@ -268,7 +269,7 @@ class Ingestor:
             zip(
                 repeat(self.workspace_id, count), batch.sources, batch.ids, batch.types, batch.occurred,
                 repeat(to_micros(utcnow()), count), member_ids, identity_ids, batch.channels, batch.titles,
-                batch.urls, batch.texts, batch.properties, batch.sentiments,
+                batch.urls, batch.texts, batch.properties, batch.sentiments, batch.values,
                 strict=True,
             )
         )  # fmt: skip

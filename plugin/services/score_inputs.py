@@ -19,6 +19,7 @@ from sqlalchemy import Connection, func, select
 
 from plugin.db.models import Member
 from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
+from plugin.services.columns import VALUED as VALUED_KEYS
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
 from scoring.accounts import MIN_QUIET_DAYS
@@ -70,78 +71,39 @@ def _members(conn: Connection, workspace_id: int, subset: Sequence[int] | None) 
 def _subset_arrays(
     conn: Connection, workspace_id: int, cfg: ScoringConfig, now: int, subset: Sequence[int]
 ) -> tuple[Ints, Activities]:
-    """A few members' activities: (time, type) from ``ix_activities_member_time`` alone, types
-    coded by the database; the rows of valued types (surveys, reviews, purchases) with the number
-    their JSON carries, and sentiments from their partial index, read apart. No workspace_id test
-    on the first two: these are the workspace's own members, and with one SQLite would walk a
-    workspace-wide index instead of each member's range."""
-    pg = conn.dialect.name == "postgresql"
+    """A few members' activities: (time, type, value, sentiment) from ``ix_activities_member_time``
+    alone, one range per member, types coded by the database. No workspace_id test: these are the
+    workspace's own members, and with one SQLite would walk a workspace-wide index instead."""
     names = list(cfg.type_names)
     code = "CASE type " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " ELSE -1 END"
-    valued = ", ".join("?" * len(VALUED))
-    value = "CASE type " + " ".join(f"WHEN ? THEN {_value_sql(pg, key)}" for key in VALUED.values()) + " END"
-    ids = sorted(subset)
-    plain: list[Ints] = []
-    rich: list[NDArray[np.float64]] = []
-    felt: list[NDArray[np.float64]] = []
-    for part, marks in in_chunks(ids):
-        where = f"FROM activities WHERE member_id IN ({marks}) AND occurred_at <= ? AND type"
-        plain.append(
+    parts: list[NDArray[np.float64]] = []
+    for part, marks in in_chunks(sorted(subset)):
+        parts.append(
             number_rows(
                 conn,
-                ("member_id", code, "occurred_at"),
-                f"{where} NOT IN ({valued})",
-                (*names, *part, now, *VALUED),
+                ("member_id", code, "occurred_at", "value", "sentiment"),
+                f"FROM activities WHERE member_id IN ({marks}) AND occurred_at <= ?",
+                (*names, *part, now),
+                np.float64,  # ids and times below 2**53 are exact
             )
         )
-        rich.append(
-            number_rows(
-                conn,
-                ("member_id", code, "occurred_at", value),
-                f"{where} IN ({valued})",
-                (*names, *VALUED, *part, now, *VALUED),
-                np.float64,
-            )
-        )
-        felt.append(
-            number_rows(
-                conn,
-                ("member_id", "occurred_at", "sentiment"),
-                f"FROM activities WHERE workspace_id = ? AND member_id IN ({marks}) "
-                "AND sentiment IS NOT NULL AND occurred_at <= ?",
-                (workspace_id, *part, now),
-                np.float64,
-            )
-        )
-    a = np.concatenate(plain or [np.zeros((0, 3), np.int64)])
-    b = np.concatenate(rich or [np.zeros((0, 4))])
-    f = np.concatenate(felt or [np.zeros((0, 3))])
-    member = np.concatenate([a[:, 0], b[:, 0].astype(np.int64)])
+    rows = np.concatenate(parts) if parts else np.zeros((0, 5))
+    member = rows[:, 0].astype(np.int64)
+    at = rows[:, 2].astype(np.int64)
+    felt = ~np.isnan(rows[:, 4])
     arrays = Activities(
         member,
-        np.concatenate([a[:, 1], b[:, 1]]).astype(np.int16),
-        np.concatenate([a[:, 2], b[:, 2].astype(np.int64)]),
+        rows[:, 1].astype(np.int16),
+        at,
         np.full(member.size, np.nan),
-        np.concatenate([np.full(a.shape[0], np.nan), b[:, 3]]),
-        sentiments=(f[:, 0].astype(np.int64), f[:, 1].astype(np.int64), f[:, 2]),
+        rows[:, 3],
+        sentiments=(member[felt], at[felt], rows[felt, 4]),
     )
     return member, arrays
 
 
-def _value_sql(pg: bool, key: str) -> str:
-    """The number under ``key`` in an activity's JSON properties; NULL unless it is a JSON number
-    ("USD 49", true or {...} are no value). ``key`` is one of :data:`VALUED`'s constants."""
-    if pg:
-        number = f"jsonb_typeof(properties->'{key}') = 'number'"
-        return f"CASE WHEN {number} THEN (properties->>'{key}')::float END"
-    return (
-        f"CASE WHEN json_type(properties, '$.{key}') IN ('integer', 'real') "
-        f"THEN json_extract(properties, '$.{key}') END"
-    )
-
-
-#: Types whose rows carry a number scoring reads: the JSON key in ``properties``.
-VALUED = {"survey_response": "nps", "review": "rating", "purchase": "amount"}
+#: Types whose rows carry a number scoring reads (the ``value`` column, filled at ingest).
+VALUED = tuple(VALUED_KEYS)
 
 
 def _all_arrays(
@@ -152,13 +114,12 @@ def _all_arrays(
     their own partial index. No type strings or JSON are handled per row in Python. ``pending``:
     the plain types' pairs, being read by a helper process (see :func:`load_inputs`)."""
     members, kinds, times, values = [], [], [], []
-    pg = conn.dialect.name == "postgresql"
     plain = [name for name in cfg.type_names if name not in VALUED]
     valued: dict[str, NDArray[np.float64]] = {}
-    for name, json_key in VALUED.items():  # first this process's own part, while the helper reads
+    for name in VALUED:  # first this process's own part, while the helper reads
         valued[name] = number_rows(
             conn,
-            ("member_id", "occurred_at", _value_sql(pg, json_key)),
+            ("member_id", "occurred_at", "value"),
             "FROM activities WHERE workspace_id = ? AND type = ? AND occurred_at <= ?",
             (workspace_id, name, now),
             np.float64,

@@ -178,3 +178,27 @@ def test_a_csv_that_turns_into_bad_bytes_keeps_the_rows_before(
     report = ingest_paths(engine, workspace_id, [path])
     assert report.stored == 2 and report.duplicates == 2999
     assert [p.field for p in report.problems] == ["file"] and "UTF-8" in report.problems[0].reason
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_the_number_a_survey_review_or_purchase_carries_is_stored_in_its_own_column(
+    engine: Engine, workspace_id: int, tmp_path: Path, parallel: bool
+) -> None:
+    def valued(rid: str, kind: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return {**record(rid, kind=kind), "properties": properties}
+
+    path = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            valued("nps", "survey_response", {"nps": 9, "comment": "great"}),
+            valued("stars", "review", {"rating": 4.5}),
+            valued("buy", "purchase", {"amount": 1200, "currency": "EUR"}),
+            valued("odd", "purchase", {"amount": "USD 49"}),  # not a number: no value
+            valued("yes", "review", {"rating": True}),  # a JSON true is no rating
+            valued("post", "post", {"nps": 7}),  # a post carries no number scoring reads
+        ],
+    )
+    ingest_paths(engine, workspace_id, [path], parallel=parallel, suggest=False)
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(Activity.source_activity_id, Activity.value)).all())
+    assert got == {"nps": 9.0, "stars": 4.5, "buy": 1200.0, "odd": None, "yes": None, "post": None}

@@ -651,3 +651,31 @@ def test_cli_db_downgrade_asks_first_then_reverts(
     to_base = runner.invoke(cli, ["db", "downgrade", "base", "--yes"])
     assert to_base.exit_code == 0 and "Schema at empty (base)" in to_base.output
     assert current_revision(scratch) is None
+
+
+def test_the_upgrade_to_0016_fills_the_value_of_existing_surveys_reviews_and_purchases(
+    scratch: Engine,
+) -> None:
+    upgrade(scratch, "0015")
+    with scratch.begin() as conn:
+        _insert(conn, "workspaces", id=1, slug="acme", name="Acme", created_at=WHEN)
+        _insert(conn, "members", id=1, workspace_id=1, created_at=WHEN, updated_at=WHEN)
+        _insert(
+            conn, "identities", id=1, workspace_id=1, member_id=1, source="csv", source_user_id="u1",
+            verified=False, created_at=WHEN,
+        )  # fmt: skip
+        rows = {
+            "s": ("survey_response", {"nps": 8}),
+            "r": ("review", {"rating": 3.5}),
+            "p": ("purchase", {"amount": "USD 49"}),  # not a number: stays without one
+            "x": ("post", {"nps": 7}),  # not a type that carries one
+        }
+        for i, (sid, (kind, props)) in enumerate(rows.items(), start=1):
+            _insert(
+                conn, "activities", id=i, workspace_id=1, source="csv", source_activity_id=sid, type=kind,
+                occurred_at=WHEN, ingested_at=WHEN, member_id=1, identity_id=1, properties=props,
+            )  # fmt: skip
+    upgrade(scratch, "0016")
+    with scratch.connect() as conn:
+        got = dict(conn.execute(sa.text("SELECT source_activity_id, value FROM activities")).all())
+    assert got == {"s": 8.0, "r": 3.5, "p": None, "x": None}

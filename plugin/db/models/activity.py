@@ -19,8 +19,8 @@ class Activity(Base):
     __tablename__ = "activities"
     __table_args__ = (
         UniqueConstraint("workspace_id", "source", "source_activity_id"),
-        # type last: scoring reads a member's (time, type) from this index alone.
-        Index("ix_activities_member_time", "member_id", "occurred_at", "type"),
+        # Scoring reads a member's (time, type, value, sentiment) from this index alone.
+        Index("ix_activities_member_time", "member_id", "occurred_at", "type", "value", "sentiment"),
         # member_id last: scoring reads each type's (time, member) from this index alone.
         Index("ix_activities_type_time", "workspace_id", "type", "occurred_at", "member_id"),
         # Few activities carry a sentiment; scoring reads them from this small index alone.
@@ -50,3 +50,6 @@ class Activity(Base):
     text: Mapped[str | None] = mapped_column(Text)
     properties: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     sentiment: Mapped[float | None] = mapped_column(Float)
+    #: the number a survey, review or purchase carries (NPS, rating, amount), taken from
+    #: ``properties`` at ingest (``plugin.services.columns.value_of``)
+    value: Mapped[float | None] = mapped_column(Float)
