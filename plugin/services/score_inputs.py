@@ -22,7 +22,7 @@ from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.columns import VALUED as VALUED_KEYS
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
-from scoring.accounts import MIN_QUIET_DAYS
+from scoring.accounts import MIN_QUIET_DAYS, Others
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
 from scoring.features import DAY_US, Activities
@@ -46,7 +46,6 @@ class Loaded:
     emails: list[str | None]
     customer: NDArray[np.bool_]  # by their own stage or purchase (not only through their company)
     last_purchase: Ints  # epoch microseconds, -1 for none
-    colleagues: Colleagues | None = None  # incremental: everyone else at their organizations
     #: hand-raising posts matched from their text by this run, to keep for later runs
     new_raises: HandRaiseRows | None = None
 
@@ -357,20 +356,13 @@ def _load(
     np.logical_or.at(customer_org, org_row, own_customer | bought)  # row -1 lands on the spare slot
     customer_org[-1] = False
     colleagues = None
-    extra_last: dict[int, int] = {}
-    if subset is not None:  # colleagues not reloaded still make an account a customer
+    if subset is not None:  # everyone else at these accounts, from their stored summaries
         recent_days = cfg.number("windows", "recent_days", positive=True)
-        colleagues = read_colleagues(
-            conn, workspace_id, _touched(org_ids, org_row), member_ids, now, recent_days
-        )
-        mate_org = np.searchsorted(org_ids, colleagues.org_id)
-        customer_org[mate_org[colleagues.customer]] = True
-        bought_at = colleagues.last_purchase >= 0
-        extra_last = dict(
-            zip(mate_org[bought_at].tolist(), colleagues.last_purchase[bought_at].tolist(), strict=True)
-        )
+        colleagues = read_colleagues(conn, workspace_id, org_ids, member_ids, now, recent_days)
+        customer_org[:n_orgs] |= colleagues.customer  # colleagues not reloaded make it a customer
     customer = own_customer | bought | customer_org[org_row]
-    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, extra_last)
+    bought_by = colleagues.last_purchase if colleagues is not None else None
+    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by)
     last_purchase = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
     emails = [r[1] for r in members]
@@ -402,16 +394,9 @@ def _load(
         churn=ChurnContext(customer=customer, organization=org_row, renewal_days=renewal),
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
         n_orgs=n_orgs,
+        others=colleagues.others if colleagues is not None else None,
     )
-    return Loaded(
-        inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, colleagues, new_raises
-    )
-
-
-def _touched(org_ids: Ints, org_row: Ints) -> list[int]:
-    """The organizations of the loaded members."""
-    touched: list[int] = org_ids[np.unique(org_row[org_row >= 0])].tolist()
-    return touched
+    return Loaded(inputs, member_ids, org_ids, emails, own_customer | bought, last_purchase, new_raises)
 
 
 def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
@@ -434,23 +419,21 @@ def _rows_of(member_ids: Ints, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
 @dataclass(frozen=True)
 class Colleagues:
     """Incremental runs: what the stored summaries (``member_stats``) say of everyone else at the
-    loaded members' organizations, one row per organization that has anyone else."""
+    loaded members' organizations, by organization row."""
 
-    org_id: Ints
-    active: NDArray[np.float64]  # people active in the recent window
-    top_activities: NDArray[np.float64]  # the most lifetime activity of any of them
-    top_quiet: NDArray[np.bool_]  # one of those with that count has gone quiet
+    others: Others  # what the account signals need of them
     customer: NDArray[np.bool_]  # one of them is a customer
     last_purchase: Ints  # their latest purchase, epoch microseconds, -1 for none
 
 
 def read_colleagues(
-    conn: Connection, workspace_id: int, org_ids: list[int], exclude: Ints, now: int, recent_days: float
+    conn: Connection, workspace_id: int, org_ids: Ints, exclude: Ints, now: int, recent_days: float
 ) -> Colleagues:
-    """Per organization, the account signals' summary of its people but ``exclude``, aggregated by
-    the database from ``member_stats`` (one primary-key range per organization): the same
-    arithmetic as :func:`scoring.accounts.summarise` on these people's stored summaries (recency
-    in days as a double, silence against twice the usual gap, at least ``MIN_QUIET_DAYS``)."""
+    """Per organization of ``org_ids`` (sorted), the summary of its people but ``exclude``,
+    aggregated by the database from ``member_stats`` (one primary-key range per organization): the
+    same arithmetic as :func:`scoring.accounts.summarise` on these people's stored summaries
+    (recency in days as a double, silence against twice the usual gap, at least
+    ``MIN_QUIET_DAYS``). An organization with nobody else has zeros."""
     pg = conn.dialect.name == "postgresql"
     days = f"CAST(? - last_at AS DOUBLE PRECISION) / {float(DAY_US)!r}"
     floor = f"{MIN_QUIET_DAYS!r}"
@@ -459,7 +442,7 @@ def read_colleagues(
         if pg
         else (f"max(2.0 * coalesce(usual_gap_days, {floor}), {floor})")
     )
-    orgs, org_param = id_set(conn, "organization_id", org_ids)
+    orgs, org_param = id_set(conn, "organization_id", org_ids.tolist())
     others, others_param = id_set(conn, "member_id", exclude.tolist(), negate=True)
     sql = (
         "SELECT organization_id, "  # noqa: S608 (constants and marks only)
@@ -468,21 +451,21 @@ def read_colleagues(
         "MAX(CASE WHEN customer THEN 1 ELSE 0 END), MAX(last_purchase_at) "
         f"FROM member_stats WHERE workspace_id = ? AND {orgs} AND {others} GROUP BY organization_id"
     )
-    rows = [
-        r
-        for part in raw_rows(conn, sql, (now, recent_days, now, workspace_id, org_param, others_param))
-        for r in part
-    ]
-    rows.sort(key=lambda r: r[0])
-    top = np.array([r[2] for r in rows], dtype=np.int64).reshape(-1)
-    return Colleagues(
-        org_id=np.array([r[0] for r in rows], dtype=np.int64),
-        active=np.array([r[1] for r in rows], dtype=np.float64),
-        top_activities=(top // 2).astype(np.float64),
-        top_quiet=(top % 2).astype(bool),
-        customer=np.array([bool(r[3]) for r in rows], dtype=bool),
-        last_purchase=np.array([-1 if r[4] is None else r[4] for r in rows], dtype=np.int64),
+    params = (now, recent_days, now, workspace_id, org_param, others_param)
+    rows = [r for part in raw_rows(conn, sql, params) for r in part]
+    n = org_ids.size
+    got = Colleagues(
+        Others(np.zeros(n), np.zeros(n), np.zeros(n, bool)), np.zeros(n, bool), np.full(n, -1, np.int64)
     )
+    if rows:
+        row = np.searchsorted(org_ids, np.array([r[0] for r in rows], dtype=np.int64))
+        top = np.array([r[2] for r in rows], dtype=np.int64)
+        got.others.active[row] = [r[1] for r in rows]
+        got.others.top_activities[row] = top // 2
+        got.others.top_quiet[row] = top % 2 == 1
+        got.customer[row] = [bool(r[3]) for r in rows]
+        got.last_purchase[row] = [-1 if r[4] is None else r[4] for r in rows]
+    return got
 
 
 def _renewal_days(
@@ -492,7 +475,7 @@ def _renewal_days(
     n_orgs: int,
     purchase: int,
     now: int,
-    org_bought: dict[int, int] | None = None,
+    org_bought: Ints | None = None,
 ) -> Any:
     """Days until each member's account (or, without one, their own) renews: a year after its
     latest purchase; negative once that date passed with no new purchase. NaN where nothing was
@@ -502,8 +485,8 @@ def _renewal_days(
     np.maximum.at(last, acts.member[sel], acts.at[sel])
     org_last = np.full(n_orgs + 1, -1, dtype=np.int64)
     np.maximum.at(org_last, org_row, last)
-    for row, when in (org_bought or {}).items():  # purchases by colleagues not loaded
-        org_last[row] = max(org_last[row], when)
+    if org_bought is not None:  # purchases by colleagues not loaded, by organization row
+        org_last[: org_bought.size] = np.maximum(org_last[: org_bought.size], org_bought)
     latest = np.where(org_row >= 0, org_last[org_row], last)
     due = latest + RENEWAL_DAYS * DAY_US
     return np.where(latest >= 0, (due - now) / DAY_US, np.nan)

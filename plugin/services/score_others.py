@@ -3,8 +3,9 @@
 Account signals (who at a company is active, whether its champion went quiet) and account churn
 (the weighted risk of all its customers) depend on every person of the account. An incremental run
 uses the stored summaries (``member_stats``) of the other people at the accounts it touches,
-aggregated per account by the database, and the stored churn scores of those at customer
-accounts, instead of re-reading their activities.
+aggregated per account by the database (:func:`plugin.services.score_inputs.read_colleagues`), and
+the stored churn scores of those at customer accounts (here), instead of re-reading their
+activities.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from numpy.typing import NDArray
 from plugin.db.models.score import REASON_COLUMNS
 from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.score_inputs import Loaded
-from scoring.accounts import Others
 
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
@@ -34,27 +34,16 @@ class StoredCustomers:
     activities: Floats  # lifetime count: the weight of each customer in the account's risk
 
 
-def other_people(conn: Any, workspace_id: int, loaded: Loaded) -> tuple[Others, StoredCustomers]:
-    """The colleagues that :func:`load_inputs` summarised (``loaded.colleagues``) as the account
-    signals' :class:`Others`, and the stored churn scores of the people at customer accounts."""
-    n_orgs = loaded.inputs.n_orgs
-    others = Others(np.zeros(n_orgs), np.zeros(n_orgs), np.zeros(n_orgs, bool))
-    col = loaded.colleagues
-    customer_orgs = np.zeros(n_orgs + 1, bool)  # a spare slot for "no organization"
-    customer_orgs[loaded.inputs.churn.organization[loaded.inputs.churn.customer]] = True
-    if col is not None and col.org_id.size:
-        row = np.searchsorted(loaded.org_ids, col.org_id)
-        others.active[row] = col.active
-        others.top_activities[row] = col.top_activities
-        others.top_quiet[row] = col.top_quiet
-        customer_orgs[row[col.customer]] = True
-    # Only customers have stored churn scores: everyone at an account where someone is a customer.
-    wanted = loaded.org_ids[np.flatnonzero(customer_orgs[:n_orgs])].tolist()
+def stored_customers(conn: Any, workspace_id: int, loaded: Loaded) -> StoredCustomers:
+    """The stored churn scores of the people not reloaded at the customer accounts the loaded
+    members belong to (through a colleague too: :func:`load_inputs` marks those)."""
+    churn = loaded.inputs.churn
+    rows = np.unique(churn.organization[churn.customer & (churn.organization >= 0)])
     data = np.zeros((0, 3))
-    if wanted and col is not None:
-        data = _people_at(conn, workspace_id, wanted, loaded.member_ids)
+    if rows.size:
+        data = _people_at(conn, workspace_id, loaded.org_ids[rows].tolist(), loaded.member_ids)
     org_row = np.searchsorted(loaded.org_ids, data[:, 1].astype(np.int64)).astype(np.int64)
-    return others, _stored_customers(conn, workspace_id, data, org_row)
+    return _stored_customers(conn, workspace_id, data, org_row)
 
 
 def _people_at(conn: Any, workspace_id: int, org_ids: list[int], exclude: Ints) -> Floats:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import in_chunks, raw_rows
 from plugin.errors import ValidationFailed
 from plugin.services.score_inputs import Loaded, Since, hand_raise_since, load_inputs
-from plugin.services.score_others import other_people
+from plugin.services.score_others import stored_customers
 from plugin.services.score_store import write_hand_raises, write_scores, write_stats
 from plugin.services.webhook_signals import emit_run_events
 from scoring.advocate import level_cutoffs
@@ -296,8 +296,7 @@ def run_scoring(
         say("reading activities")
         loaded = load_inputs(conn, workspace_id, cfg, now, subset, since)
         if subset is not None:
-            others, stored = other_people(conn, workspace_id, loaded)
-            loaded = replace(loaded, inputs=replace(loaded.inputs, others=others))
+            stored = stored_customers(conn, workspace_id, loaded)
     say(f"scoring {loaded.inputs.n:,} members")
     cutoffs = None
     if subset is not None and last is not None and last.level_cutoffs is not None:
