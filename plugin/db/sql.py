@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Column, ColumnElement, Connection, Integer, String, Table, any_, bindparam, cast
+from sqlalchemy import Column, ColumnElement, Connection, Float, Integer, String, Table, any_, bindparam, cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import InstrumentedAttribute
@@ -74,10 +74,7 @@ def insert_columns(
     if upsert_on:
         updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in upsert_on)
         sql += f" ON CONFLICT ({', '.join(upsert_on)}) DO UPDATE SET {updates}"
-    processed = [
-        _processed(c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect), list(columns[c.name]))
-        for c in cols
-    ]
+    processed = [_column_values(conn, c, list(columns[c.name])) for c in cols]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:  # rows made one at a time as the driver takes them: no list of a million tuples
         cursor.executemany(sql, zip(*processed, strict=True))  # type: ignore[arg-type]
@@ -88,13 +85,19 @@ def insert_columns(
 _FLOATS = {float, type(None)}
 
 
+def _column_values(conn: Connection, column: Column[Any], values: list[Any]) -> list[Any]:
+    """A column's values as the driver takes them. Floats (and NULLs) for a plain float column go
+    as they are: its bind processor would only make floats of them, one call per value."""
+    kind = column.type
+    if isinstance(kind, Float) and not kind.asdecimal and set(map(type, values)) <= _FLOATS:
+        return values
+    return _processed(kind.dialect_impl(conn.dialect).bind_processor(conn.dialect), values)
+
+
 def _processed(process: Any, values: list[Any]) -> list[Any]:
     """A column's values through its bind processor; a value repeated row after row (the batch's
-    timestamp) is processed once. Floats (and NULLs) for a float column are taken as they are:
-    its processor would only make floats of them."""
+    timestamp) is processed once."""
     if process is None:
-        return values
-    if getattr(process, "__name__", "") == "to_float" and set(map(type, values)) <= _FLOATS:
         return values
     out: list[Any] = []
     last: Any = object()
