@@ -5,11 +5,8 @@ default."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,13 +19,10 @@ from plugin.db.base import utcnow
 from plugin.errors import Busy, FlywheelError
 from plugin.jobs import schedule
 from plugin.jobs.catalog import JOBS, JobContext, Skipped
+from plugin.services.leases import heartbeat, holder_name
 from plugin.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -56,17 +50,6 @@ def _explain(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}; see the worker's log"
 
 
-def _heartbeat(engine: Engine, job_id: int, holder: str, lease_s: float, done: threading.Event) -> None:
-    while not done.wait(lease_s / 3):
-        try:
-            with engine.begin() as conn:
-                if not schedule.renew(conn, job_id, holder, lease_s):
-                    log.warning("job %s: lease lost; another worker may run it again", job_id)
-                    return
-        except SQLAlchemyError:
-            log.warning("job %s: could not renew its lease (database unreachable); retrying", job_id)
-
-
 def run_job(
     engine: Engine,
     settings: Settings,
@@ -84,8 +67,11 @@ def run_job(
     spec = JOBS.get(claimed.job)
     started = time.perf_counter()
     done = threading.Event()
+    lease_s = settings.job_lease_s
     beat = threading.Thread(
-        target=_heartbeat, args=(engine, job_id, holder, settings.job_lease_s, done), daemon=True
+        target=heartbeat,
+        args=(engine, lambda conn: schedule.renew(conn, job_id, holder, lease_s), lease_s / 3, done),
+        daemon=True,
     )
     beat.start()
     status, summary, error = "failed", {}, None

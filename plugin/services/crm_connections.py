@@ -4,10 +4,7 @@ that two syncs of one CRM never overlap."""
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import socket
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -263,10 +260,6 @@ def lease_length(seconds: float) -> Iterator[None]:
         yield
     finally:
         _lease.reset(token)
-
-
-def lease_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def acquire_lease(engine: Engine, connection_id: int, holder: str, now: datetime | None = None) -> None:

@@ -27,12 +27,12 @@ from plugin.services.crm_connections import (
     adapter_for,
     crm_error,
     finish_run,
-    lease_holder,
     lease_length,
     load_connection,
     release_lease,
     start_run,
 )
+from plugin.services.leases import holder_name
 from plugin.settings import Settings
 
 CUSTOMER = "customer"
@@ -104,7 +104,7 @@ def _pull(
     progress: Callable[[int, int], None] | None,
 ) -> PullReport:
     started = time.perf_counter()
-    holder = lease_holder()
+    holder = holder_name()
     acquire_lease(engine, row.id, holder)
     run_id = start_run(engine, row.id, "pull")
     report = PullReport(run_id, row.kind)

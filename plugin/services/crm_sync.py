@@ -28,7 +28,6 @@ from plugin.services.crm_connections import (
     adapter_for,
     crm_error,
     finish_run,
-    lease_holder,
     lease_length,
     load_connection,
     release_lease,
@@ -38,6 +37,7 @@ from plugin.services.crm_connections import (
 from plugin.services.crm_fields import FieldMap, fields_hash, member_records
 from plugin.services.crm_signals import pending_notes
 from plugin.services.gdpr import handle_erasures, pending_erasures
+from plugin.services.leases import holder_name
 from plugin.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -230,7 +230,7 @@ def _leased(
 ) -> SyncReport:
     if dry_run:
         return _run(engine, workspace_id, row, crm, None, progress)
-    holder = lease_holder()
+    holder = holder_name()
     acquire_lease(engine, row.id, holder)
     try:
         return _run(engine, workspace_id, row, crm, holder, progress)

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -32,6 +33,7 @@ from plugin.db.models import Activity, CrmConnection, CrmSyncRun, MergeLog, Scor
 from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import in_chunks, raw_rows
 from plugin.errors import ValidationFailed
+from plugin.services.leases import SCORE_LEASE_S, Held, held, score_lease_name
 from plugin.services.score_inputs import Loaded, Since, hand_raise_since, load_inputs
 from plugin.services.score_others import stored_customers
 from plugin.services.score_store import write_hand_raises, write_scores, write_stats
@@ -258,13 +260,47 @@ def run_scoring(
     progress: Progress | None = None,
     public_url: str | None = None,
 ) -> ScoreReport:
-    say = progress or (lambda _msg: None)
+    """Score the workspace. A run that stores its scores holds the workspace's scoring lease from
+    choosing its mode to its commit: a second one (a CLI run beside the scheduled one) is told who
+    runs and until when (:class:`~plugin.errors.Busy`) instead of announcing the same crossings
+    again. A backtest changes nothing and takes no lease."""
     kinds = _check_kinds(kinds)
     started = clock()
     if as_of is not None and as_of.tzinfo is None:
         raise ValidationFailed("--as-of needs a time zone", hint="give a date (UTC) or an ISO time with zone")
     backtest = as_of is not None and as_of < started
-    when = as_of if backtest and as_of is not None else started
+    one_run = partial(
+        _score, engine, workspace_id, cfg, kinds, started, as_of if backtest else None,
+        clock=clock, say=progress or _quiet, public_url=public_url, full=full,
+    )  # fmt: skip
+    if backtest:
+        return one_run(lease=None)
+    name = score_lease_name(workspace_id)
+    with held(engine, name, "a scoring run of this workspace", SCORE_LEASE_S) as lease:
+        return one_run(lease=lease)
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+def _score(
+    engine: Engine,
+    workspace_id: int,
+    cfg: ScoringConfig,
+    kinds: tuple[str, ...],
+    started: datetime,
+    as_of: datetime | None,
+    *,
+    clock: Callable[[], datetime],
+    say: Progress,
+    public_url: str | None,
+    full: bool,
+    lease: Held | None,
+) -> ScoreReport:
+    """One run; a backtest when ``as_of`` is given (then without ``lease``: it stores nothing)."""
+    backtest = as_of is not None
+    when = as_of if as_of is not None else started
     now = to_micros(when)
     last = None if backtest else _last_run(engine, workspace_id)
     with engine.connect() as conn:
@@ -315,6 +351,8 @@ def run_scoring(
     if backtest:
         return report
     with bulk_transaction(engine) as conn:  # the run row first, then what refers to it
+        if lease is not None:
+            lease.confirm(conn)  # still this run's: nobody took over while it was reading
         run = conn.execute(
             table_of(ScoreRun)
             .insert()

@@ -5,7 +5,7 @@ from plugin.db.models.crm import CrmCompanyLink, CrmConnection, CrmDeal, CrmLink
 from plugin.db.models.erasure import Erasure
 from plugin.db.models.identity_log import MergeLog, MergeSuggestion
 from plugin.db.models.inbound import HookSecret, InboundDelivery
-from plugin.db.models.job import ScheduledJob
+from plugin.db.models.job import Lease, ScheduledJob
 from plugin.db.models.member import Consent, Identity, Member
 from plugin.db.models.organization import Organization
 from plugin.db.models.panel import Panel, PanelDraw, PanelMember
@@ -35,6 +35,7 @@ __all__ = [
     "HookSecret",
     "Identity",
     "InboundDelivery",
+    "Lease",
     "Member",
     "MemberStats",
     "MergeLog",

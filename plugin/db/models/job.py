@@ -45,3 +45,17 @@ class ScheduledJob(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_summary: Mapped[dict[str, Any] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """A named lease: one holder at a time does the named work (``score:workspace:<id>``: a
+    scoring run that writes). The holder renews it while it works; a dead holder's lease runs out
+    at ``expires_at`` and the next one takes it."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(120))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: what the holder is doing, in words for whoever finds the lease taken
+    doing: Mapped[str | None] = mapped_column(String(120))
