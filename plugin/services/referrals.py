@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -19,7 +19,6 @@ from plugin.db.base import table_of, utcnow
 from plugin.db.models import (
     CrmCompanyLink,
     CrmConnection,
-    CrmDeal,
     Identity,
     Member,
     Organization,
@@ -31,6 +30,7 @@ from plugin.db.models import (
 from plugin.db.sql import in_values
 from plugin.errors import ConfigError, NotFound, ValidationFailed
 from plugin.services import contact_budget
+from plugin.services.crm_deals import closed_on, workspace_deals
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.program_rules import Programs, Rule
 from plugin.services.rewards import grant
@@ -356,39 +356,10 @@ def _customer_or_open_deal(conn: Connection, workspace_id: int, prospect: str) -
         return None
     if (found.lifecycle_stage or "").lower() == "customer":
         return "already a customer"
-    for deal in _deals(conn, workspace_id):
+    for deal in workspace_deals(conn, workspace_id):
         if found.id in (deal.member_ids or []):
             return "already a customer (a won deal)" if deal.won else "already in an open deal"
     return None
-
-
-def _deals(conn: Connection, workspace_id: int) -> list[Any]:
-    d, c = CrmDeal, CrmConnection
-    return list(
-        conn.execute(
-            select(
-                d.crm_id,
-                d.won,
-                d.closed,
-                d.close_date,
-                d.amount,
-                d.member_ids,
-                d.company_ids,
-                d.connection_id,
-            )
-            .join(c, c.id == d.connection_id)
-            .where(c.workspace_id == workspace_id)
-        )
-    )
-
-
-def _closed_on(deal: Any) -> datetime | None:
-    text = (deal.close_date or "")[:10]
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def attribute(
@@ -407,7 +378,7 @@ def attribute(
     pending = conn.execute(select(r).where(r.workspace_id == workspace_id, r.status == "pending")).all()
     if not pending:
         return []
-    won = [d for d in _deals(conn, workspace_id) if d.won]
+    won = [d for d in workspace_deals(conn, workspace_id) if d.won]
     member_by_email = {
         e: i
         for i, e in conn.execute(
@@ -433,7 +404,7 @@ def attribute(
         member_id = member_by_email.get(ref.prospect_email)
         domain = email_domain(ref.prospect_email)
         for deal in won:
-            closed = _closed_on(deal) or when
+            closed = closed_on(deal) or when
             if not created - timedelta(days=1) <= closed <= created + window:
                 continue
             by_person = member_id is not None and member_id in (deal.member_ids or [])

@@ -22,6 +22,7 @@ from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.columns import VALUED as VALUED_KEYS
 from plugin.services.domains import email_domain, is_company_domain
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
+from plugin.services.score_renewals import RENEWAL_DAYS, CrmRenewals, crm_renewals
 from scoring.accounts import MIN_QUIET_DAYS, Others
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
@@ -33,7 +34,6 @@ from scoring.pipeline import Inputs
 PARALLEL_READ = True
 PARALLEL_MIN_MEMBERS = 200_000
 HAND_RAISE_TYPES = ("post", "support_question", "feature_request")
-RENEWAL_DAYS = 365  # a purchase renews a year later, until the CRM sync brings real renewal dates
 Ints = NDArray[np.int64]
 HandRaiseRows = tuple[Ints, Ints, Ints, NDArray[np.int16]]  # member, time, activity id, topic
 
@@ -362,7 +362,8 @@ def _load(
         customer_org[:n_orgs] |= colleagues.customer  # colleagues not reloaded make it a customer
     customer = own_customer | bought | customer_org[org_row]
     bought_by = colleagues.last_purchase if colleagues is not None else None
-    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by)
+    crm = crm_renewals(conn, workspace_id, member_ids, org_ids, now)
+    renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by, crm)
     last_purchase = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
     emails = [r[1] for r in members]
@@ -476,10 +477,11 @@ def _renewal_days(
     purchase: int,
     now: int,
     org_bought: Ints | None = None,
+    crm: CrmRenewals | None = None,
 ) -> Any:
-    """Days until each member's account (or, without one, their own) renews: a year after its
-    latest purchase; negative once that date passed with no new purchase. NaN where nothing was
-    bought."""
+    """Days until each member's account (or, without one, their own) renews: the date the CRM's
+    deals give (:mod:`plugin.services.score_renewals`), else a year after its latest purchase;
+    negative once that date passed with no renewal. NaN where neither dates one."""
     sel = acts.kind == purchase
     last = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last, acts.member[sel], acts.at[sel])
@@ -488,5 +490,8 @@ def _renewal_days(
     if org_bought is not None:  # purchases by colleagues not loaded, by organization row
         org_last[: org_bought.size] = np.maximum(org_last[: org_bought.size], org_bought)
     latest = np.where(org_row >= 0, org_last[org_row], last)
-    due = latest + RENEWAL_DAYS * DAY_US
-    return np.where(latest >= 0, (due - now) / DAY_US, np.nan)
+    due = np.where(latest >= 0, latest + RENEWAL_DAYS * DAY_US, -1)
+    if crm is not None:  # the CRM's date wins where it gives one: the account's, else the member's
+        dated = np.where(org_row >= 0, np.append(crm.org, -1)[org_row], crm.member)
+        due = np.where(dated >= 0, dated, due)
+    return np.where(due >= 0, (due - now) / DAY_US, np.nan)

@@ -1,0 +1,104 @@
+"""Churn risk dates renewals from the CRM's deals once `crm pull` brought them: an open renewal
+deal's close date, else a year after the latest won deal, in place of the estimate from purchase
+activities; other open deals and deals won after the run's date are left out."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from plugin.db.models import CrmCompanyLink, CrmDeal, Organization
+from plugin.services.crm_connections import save_connection
+from plugin.services.score_run import ScoreReport
+from plugin.settings import Settings
+from scoring.explain import sentence
+from scoring.result import Reason
+from tests.plugin.test_score import FIXED, score, stored
+
+
+def renewal_days(report: ScoreReport) -> dict[int, float]:
+    """Each churn-scored member's days to renewal, as this run computed them."""
+    assert report.result is not None and report.loaded is not None
+    churn = report.result.scored["churn"]
+    members = report.loaded.member_ids[churn.rows].tolist()
+    return dict(zip(members, churn.values["renewal"].tolist(), strict=True))
+
+
+def org_id(engine: Engine, domain: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(Organization.id).where(Organization.domain == domain)).scalar_one())
+
+
+@pytest.fixture
+def connection_id(engine: Engine, settings: Settings, workspace_id: int) -> int:
+    row = save_connection(engine, settings, workspace_id, "hubspot", {"token": "t"}, "http://127.0.0.1:9")
+    return int(row.id)
+
+
+def deal(engine: Engine, connection: int, crm_id: str, **fields: Any) -> None:
+    values = {"connection_id": connection, "crm_id": crm_id, "won": False, "closed": False} | fields
+    with engine.begin() as conn:
+        conn.execute(insert(CrmDeal).values(values))
+
+
+def test_crm_deals_date_renewals_in_place_of_the_purchase_estimate(
+    engine: Engine, workspace_id: int, people: dict[str, int], connection_id: int
+) -> None:
+    quinn, cara, sam, sid = (people[p] for p in ("quinn", "cara", "sam", "sid"))
+    before = score(engine, workspace_id, full=True)
+    days = renewal_days(before)
+    assert days[quinn] == pytest.approx(265, abs=1)  # bought 100 days ago: a year after that
+    assert math.isinf(days[sid]) and math.isinf(days[cara])  # nothing bought, no CRM date: unknown
+    risk_before = stored(engine, "churn")[quinn].score
+
+    # Quinn's contract was won 345 days ago (HubSpot gives a time); CustCo's renewal deal, on the
+    # company linked to its organization, closes in 10 days (Salesforce gives a date).
+    deal(engine, connection_id, "d-quinn", won=True, closed=True, close_date="2025-06-21T09:30:00Z",
+         member_ids=[quinn])  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            insert(CrmCompanyLink).values(
+                connection_id=connection_id, organization_id=org_id(engine, "custco.io"), crm_id="co-custco"
+            )
+        )
+    deal(engine, connection_id, "d-custco", name="CustCo renewal 2026", close_date="2026-06-11",
+         company_ids=["co-custco"])  # fmt: skip
+    # Not renewals: an open upsell at OldCo and a deal won after the run's date.
+    deal(
+        engine,
+        connection_id,
+        "d-upsell",
+        name="OldCo seats upsell",
+        close_date="2026-06-05",
+        member_ids=[sid],
+    )
+    deal(engine, connection_id, "d-later", won=True, closed=True, close_date="2026-07-01", member_ids=[sid])
+
+    after = score(engine, workspace_id, full=True)
+    days = renewal_days(after)
+    assert days[quinn] == pytest.approx(19.5, abs=0.01)  # 2026-06-21 00:00 from 2026-06-01 12:00
+    assert days[cara] == days[sam] == pytest.approx(9.5, abs=0.01)  # the account's date, for both
+    assert math.isinf(days[sid])  # neither the upsell nor the later win dates a renewal
+    assert stored(engine, "churn")[quinn].score > risk_before  # a renewal 20 days out adds risk
+    custco = stored(engine, "churn", "organization")[org_id(engine, "custco.io")]
+    for reasons in (stored(engine, "churn")[cara].reasons, custco.reasons):  # said in words, both
+        assert "Renewal due in 10 days (+0.6)" in [sentence(Reason(*r)) for r in reasons]
+
+    # OldCo's renewal deal is past its close date and still open: overdue.
+    deal(engine, connection_id, "d-oldco", name="OldCo Renewal", close_date="2026-05-22", member_ids=[sid])
+    late = score(engine, workspace_id, full=True)
+    assert renewal_days(late)[sid] == pytest.approx(-10.5, abs=0.01)
+
+
+def test_a_backtest_counts_only_deals_won_by_its_date(
+    engine: Engine, workspace_id: int, people: dict[str, int], connection_id: int
+) -> None:
+    quinn = people["quinn"]
+    deal(engine, connection_id, "d-q", won=True, closed=True, close_date="2026-05-01", member_ids=[quinn])
+    now = renewal_days(score(engine, workspace_id, full=True))[quinn]
+    assert now == pytest.approx(333.5, abs=0.01)  # won 2026-05-01: renews 2027-05-01
+    then = renewal_days(score(engine, workspace_id, as_of=FIXED.replace(month=4)))[quinn]
+    assert then == pytest.approx(265 + 61, abs=0.01)  # on April 1 that deal was not won: the purchase
