@@ -17,7 +17,7 @@ from typing import Any
 
 ADVOCATE_COMPONENTS = ("engagement", "helpfulness", "advocacy", "consistency")
 FIT_PARTS = ("seniority", "company_size", "industry", "business_email")
-INTENT_PARTS = ("hand_raise", "event_attended", "event_registered", "account", "engagement")
+INTENT_PARTS = ("hand_raise", "event_attended", "event_registered", "account", "engagement", "open_deal")
 
 
 class ConfigError(ValueError):

@@ -51,6 +51,7 @@ _TEMPLATES: dict[str, Callable[[float], str]] = {
     "intent_event_registered": lambda v: f"Registered for events lately (signal {_n(v)})",
     "intent_account": lambda v: f"{_n(v)} other people from the same company active in the last 30 days",
     "intent_engagement": lambda v: f"Recent weighted activity of {_n(v)}",
+    "intent_open_deal": lambda v: f"In {_plural(round(v), 'open deal')} in the CRM (them or their company)",
     # churn
     "activity_pattern": lambda v: (
         f"Even when active, {v:.0%} likely to go a month without activity (this community's patterns)"

@@ -2,9 +2,9 @@
 
 Fit: title seniority, company size and industry against the ideal profile, and a company email
 rather than free mail. Intent: hand-raising posts (pricing, integrations, security, trials),
-events, several people of one account active at once, and fresh engagement. The grade is the fit
-letter and the intent digit (A1 best, C3 least); a lead is ``hot`` when a good fit has just raised
-a hand, and the activities that did it are named.
+events, several people of one account active at once, fresh engagement, and open deals in the CRM.
+The grade is the fit letter and the intent digit (A1 best, C3 least); a lead is ``hot`` when a good
+fit has just raised a hand, and the activities that did it are named.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class LeadContext:
     company_size: Floats  # employees, NaN when unknown
     industry_fit: Floats  # 1 for an ideal industry, 0 for another, NaN when unknown
     business_email: Floats  # 1 company domain, 0 free mail, NaN when no email
+    open_deals: Floats | None = None  # open CRM deals involving them or their company; None: no CRM
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ def lead_scores(
         "event_attended": decayed(*_of(acts, codes.get("event_attended", -2))),
         "event_registered": decayed(*_of(acts, codes.get("event_registered", -2))),
         "engagement": features["engagement"],
+        "open_deal": np.zeros(n) if ctx.open_deals is None else ctx.open_deals,
     }
     recent = (features["recent"] > 0).astype(np.float64)
     active_people = np.r_[accounts.active_people, 0.0]  # a spare slot for "no organization" (-1)

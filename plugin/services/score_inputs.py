@@ -21,8 +21,8 @@ from plugin.db.models import Member
 from plugin.db.sql import id_set, in_chunks, number_rows, raw_rows
 from plugin.services.columns import VALUED as VALUED_KEYS
 from plugin.services.domains import email_domain, is_company_domain
+from plugin.services.score_deals import RENEWAL_DAYS, DealSignals, deal_signals
 from plugin.services.score_reader import PAIRS, PAIRS_FROM, PairReader, Pending
-from plugin.services.score_renewals import RENEWAL_DAYS, CrmRenewals, crm_renewals
 from scoring.accounts import MIN_QUIET_DAYS, Others
 from scoring.churn import ChurnContext
 from scoring.config import ScoringConfig
@@ -362,7 +362,7 @@ def _load(
         customer_org[:n_orgs] |= colleagues.customer  # colleagues not reloaded make it a customer
     customer = own_customer | bought | customer_org[org_row]
     bought_by = colleagues.last_purchase if colleagues is not None else None
-    crm = crm_renewals(conn, workspace_id, member_ids, org_ids, now)
+    crm = deal_signals(conn, workspace_id, member_ids, org_ids, now)
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by, crm)
     last_purchase = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
@@ -391,6 +391,7 @@ def _load(
             company_size=size[org_row],
             industry_fit=industry[org_row],
             business_email=business,
+            open_deals=_open_deals(crm, org_row),
         ),
         churn=ChurnContext(customer=customer, organization=org_row, renewal_days=renewal),
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
@@ -469,6 +470,15 @@ def read_colleagues(
     return got
 
 
+def _open_deals(crm: DealSignals | None, org_row: Ints) -> NDArray[np.float64] | None:
+    """Open CRM deals involving each member: their account's (which counts their own), or, without
+    an organization, their own."""
+    if crm is None:
+        return None
+    counts = np.where(org_row >= 0, np.append(crm.org_open, 0)[org_row], crm.member_open)
+    return counts.astype(np.float64)
+
+
 def _renewal_days(
     acts: Activities,
     org_row: Ints,
@@ -477,10 +487,10 @@ def _renewal_days(
     purchase: int,
     now: int,
     org_bought: Ints | None = None,
-    crm: CrmRenewals | None = None,
+    crm: DealSignals | None = None,
 ) -> Any:
     """Days until each member's account (or, without one, their own) renews: the date the CRM's
-    deals give (:mod:`plugin.services.score_renewals`), else a year after its latest purchase;
+    deals give (:mod:`plugin.services.score_deals`), else a year after its latest purchase;
     negative once that date passed with no renewal. NaN where neither dates one."""
     sel = acts.kind == purchase
     last = np.full(n, -1, dtype=np.int64)
@@ -492,6 +502,6 @@ def _renewal_days(
     latest = np.where(org_row >= 0, org_last[org_row], last)
     due = np.where(latest >= 0, latest + RENEWAL_DAYS * DAY_US, -1)
     if crm is not None:  # the CRM's date wins where it gives one: the account's, else the member's
-        dated = np.where(org_row >= 0, np.append(crm.org, -1)[org_row], crm.member)
+        dated = np.where(org_row >= 0, np.append(crm.org_due, -1)[org_row], crm.member_due)
         due = np.where(dated >= 0, dated, due)
     return np.where(due >= 0, (due - now) / DAY_US, np.nan)

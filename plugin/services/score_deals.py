@@ -1,18 +1,22 @@
-"""Renewal dates from the CRM, for churn risk: where `crm pull` brought deals, they date an
-account's renewal instead of the estimate from purchase activities.
+"""What the CRM's deals tell scoring, where `crm pull` brought them: renewal dates for churn
+risk (instead of the estimate from purchase activities) and open deals for lead intent.
 
 * An open deal named as a renewal ("Acme renewal 2027") gives its close date; a past one is a
   renewal that slipped (overdue).
 * Otherwise a won deal renews a term after it closed (:data:`RENEWAL_DAYS`, a year); won deals
   that close after the run's date are not counted (a backtest sees what was won by then).
 
-A deal dates the renewal of every member it involves and of their organizations, and of the
-organizations its CRM companies are linked to. Deal types are not read from the CRM yet, so other
-open deals (new business, upsells) are left out rather than taken for renewals.
+Other open deals (new business, upsells) are not taken for renewals: deal types are not read from
+the CRM yet. Every open deal counts as intent for the leads it involves: a prospect in the sales
+pipeline is one a rep wants to see.
+
+A deal applies to every member it involves and to their organizations, and to the organizations its
+CRM companies are linked to.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +36,14 @@ RENEWAL_WORDS = ("renew",)  # an open deal whose name holds one of these is the 
 
 
 @dataclass(frozen=True)
-class CrmRenewals:
-    """Renewal due times (epoch microseconds; -1: the CRM dates none), by member row and by
-    organization row of the loaded inputs."""
+class DealSignals:
+    """By member row and by organization row of the loaded inputs: renewal due times (epoch
+    microseconds; -1: the CRM dates none) and how many open deals involve them."""
 
-    member: Ints
-    org: Ints
+    member_due: Ints
+    org_due: Ints
+    member_open: Ints
+    org_open: Ints
 
 
 def _is_renewal(deal: Any) -> bool:
@@ -45,10 +51,10 @@ def _is_renewal(deal: Any) -> bool:
     return any(word in name for word in RENEWAL_WORDS)
 
 
-def crm_renewals(
+def deal_signals(
     conn: Connection, workspace_id: int, member_ids: Ints, org_ids: Ints, now: int
-) -> CrmRenewals | None:
-    """The CRM's renewal dates for these members and organizations; None when the workspace has
+) -> DealSignals | None:
+    """What the CRM's deals say of these members and organizations; None when the workspace has
     no deals (the common case without a CRM: nothing more is read)."""
     deals = workspace_deals(conn, workspace_id)
     if not deals:
@@ -70,7 +76,10 @@ def crm_renewals(
     }
     renewal_at: dict[tuple[str, int], int] = {}  # earliest open renewal deal's close
     won_at: dict[tuple[str, int], int] = {}  # latest won deal's close, up to ``now``
+    open_deals: Counter[tuple[str, int]] = Counter()
     for deal in deals:
+        if not deal.closed:
+            open_deals.update(_keys(deal, live, company_org))
         closed = closed_on(deal)
         if closed is None:
             continue
@@ -93,9 +102,13 @@ def crm_renewals(
             return won_at[key] + RENEWAL_DAYS * DAY_US
         return -1
 
-    return CrmRenewals(
-        member=np.array([due(("m", int(m))) for m in member_ids.tolist()], dtype=np.int64),
-        org=np.array([due(("o", int(o))) for o in org_ids.tolist()], dtype=np.int64),
+    members = [("m", int(m)) for m in member_ids.tolist()]
+    orgs = [("o", int(o)) for o in org_ids.tolist()]
+    return DealSignals(
+        member_due=np.array([due(k) for k in members], dtype=np.int64),
+        org_due=np.array([due(k) for k in orgs], dtype=np.int64),
+        member_open=np.array([open_deals[k] for k in members], dtype=np.int64),
+        org_open=np.array([open_deals[k] for k in orgs], dtype=np.int64),
     )
 
 

@@ -1,6 +1,7 @@
-"""Churn risk dates renewals from the CRM's deals once `crm pull` brought them: an open renewal
-deal's close date, else a year after the latest won deal, in place of the estimate from purchase
-activities; other open deals and deals won after the run's date are left out."""
+"""What the CRM's deals tell scoring once `crm pull` brought them. Churn risk dates renewals from
+them: an open renewal deal's close date, else a year after the latest won deal, in place of the
+estimate from purchase activities; other open deals and deals won after the run's date are left
+out. Lead intent counts the open deals a lead or their company is in."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from sqlalchemy import Engine, insert, select
 
 from plugin.db.models import CrmCompanyLink, CrmDeal, Organization
 from plugin.services.crm_connections import save_connection
+from plugin.services.score_read import words
 from plugin.services.score_run import ScoreReport
 from plugin.settings import Settings
-from scoring.explain import sentence
-from scoring.result import Reason
 from tests.plugin.test_score import FIXED, score, stored
 
 
@@ -85,7 +85,7 @@ def test_crm_deals_date_renewals_in_place_of_the_purchase_estimate(
     assert stored(engine, "churn")[quinn].score > risk_before  # a renewal 20 days out adds risk
     custco = stored(engine, "churn", "organization")[org_id(engine, "custco.io")]
     for reasons in (stored(engine, "churn")[cara].reasons, custco.reasons):  # said in words, both
-        assert "Renewal due in 10 days (+0.6)" in [sentence(Reason(*r)) for r in reasons]
+        assert "Renewal due in 10 days (+0.6)" in words(reasons)
 
     # OldCo's renewal deal is past its close date and still open: overdue.
     deal(engine, connection_id, "d-oldco", name="OldCo Renewal", close_date="2026-05-22", member_ids=[sid])
@@ -102,3 +102,42 @@ def test_a_backtest_counts_only_deals_won_by_its_date(
     assert now == pytest.approx(333.5, abs=0.01)  # won 2026-05-01: renews 2027-05-01
     then = renewal_days(score(engine, workspace_id, as_of=FIXED.replace(month=4)))[quinn]
     assert then == pytest.approx(265 + 61, abs=0.01)  # on April 1 that deal was not won: the purchase
+
+
+def lead_values(report: ScoreReport, feature: str) -> dict[int, float]:
+    assert report.result is not None and report.loaded is not None
+    lead = report.result.scored["lead"]
+    members = report.loaded.member_ids[lead.rows].tolist()
+    return dict(zip(members, lead.values[feature].tolist(), strict=True))
+
+
+def test_an_open_deal_at_a_leads_company_adds_intent_with_its_reason(
+    engine: Engine, workspace_id: int, people: dict[str, int], connection_id: int
+) -> None:
+    cto, dev0, fan = people["cto"], people["dev0"], people["fan0"]
+    before = score(engine, workspace_id, full=True)
+    assert set(lead_values(before, "intent_open_deal").values()) == {0.0}
+    lead_before = stored(engine, "lead")
+
+    # One open deal with the CTO, one on the company linked to BigCo; a lost one counts for nothing.
+    with engine.begin() as conn:
+        conn.execute(
+            insert(CrmCompanyLink).values(
+                connection_id=connection_id, organization_id=org_id(engine, "bigco.io"), crm_id="co-bigco"
+            )
+        )
+    deal(engine, connection_id, "d-1", name="BigCo pilot", close_date="2026-07-15", member_ids=[cto])
+    deal(
+        engine, connection_id, "d-2", name="BigCo platform", close_date="2026-09-01", company_ids=["co-bigco"]
+    )
+    deal(
+        engine, connection_id, "d-3", name="Fan lost", closed=True, close_date="2026-03-01", member_ids=[fan]
+    )
+    after = score(engine, workspace_id, full=True)
+    signal = lead_values(after, "intent_open_deal")
+    assert signal[cto] == signal[dev0] == 2.0  # the account's two deals, for everyone at BigCo
+    assert signal[fan] == 0.0
+    lead = stored(engine, "lead")
+    assert lead[dev0].score > lead_before[dev0].score and lead[fan].score == lead_before[fan].score
+    said = words(lead[dev0].reasons)
+    assert any(w.startswith("In 2 open deals in the CRM (them or their company)") for w in said), said
