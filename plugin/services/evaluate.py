@@ -148,11 +148,17 @@ def _components(kind: str, scored: Scored) -> tuple[list[str], NDArray[np.float6
     return names, np.vstack([np.nan_to_num(cols[n]) for n in names]).T
 
 
-def _fitted_override(kind: str, fit: LogisticFit, cfg: ScoringConfig, stamp: str) -> dict[str, Any]:
+def _fitted_override(
+    kind: str, fit: LogisticFit, cfg: ScoringConfig, stamp: str, constant: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The fitted weights as a config override. A part that never varied among the labelled members
+    (``constant``: no events in that history, no CRM deals then) taught the fit nothing: it keeps
+    its current weight instead of the zero a constant column gets."""
     version = f"{cfg.version}+fit-{stamp}"
     if kind == "churn":
         section: dict[str, Any] = {"bias": round(float(fit.intercept), 6)}
-        for name, coef in fit.coefficients.items():
+        for name, fitted in fit.coefficients.items():
+            coef = 1.0 if name in constant else fitted
             path = CHURN_WEIGHTS[name]
             old = cfg.number("churn", *path)
             if len(path) == 1:
@@ -166,9 +172,16 @@ def _fitted_override(kind: str, fit: LogisticFit, cfg: ScoringConfig, stamp: str
         ("fit_points", FIT_PARTS, "fit_"),
         ("intent_points", INTENT_PARTS, "intent_"),
     ):
-        weights = {p: max(fit.coefficients.get(prefix + p, 0.0), 0.0) * float(lead[group][p]) for p in parts}
+        kept = {p: float(lead[group][p]) for p in parts if prefix + p in constant}
+        weights = {
+            p: max(fit.coefficients.get(prefix + p, 0.0), 0.0) * float(lead[group][p])
+            for p in parts
+            if p not in kept
+        }
         total = sum(weights.values()) or 1.0
-        out[group] = {p: round(100.0 * w / total, 3) for p, w in weights.items()}
+        budget = max(100.0 - sum(kept.values()), 0.0)  # the fitted parts share what the kept leave
+        shares = {p: budget * w / total for p, w in weights.items()}
+        out[group] = {p: round((kept | shares)[p], 3) for p in parts}
     return {"version": version, "lead": out}
 
 
@@ -206,7 +219,7 @@ def run_evaluate(
     key, raw = read_labels(labels_path)
     by_member, matched = _member_labels(engine, workspace_id, key, raw)
     with engine.connect() as conn:
-        loaded = load_inputs(conn, workspace_id, cfg, to_micros(as_of))
+        loaded = load_inputs(conn, workspace_id, cfg, to_micros(as_of), live=False)  # history
     scored = score_all(loaded.inputs, cfg, (kind,)).scored[kind]
     ids = loaded.member_ids[scored.rows].tolist()
     pick = [i for i, m in enumerate(ids) if m in by_member]
@@ -229,7 +242,9 @@ def run_evaluate(
     if fit:
         names, matrix = _components(kind, scored)
         model = fit_logistic(matrix[rows], y, feature_names=names, nonnegative=True)
-        override = _fitted_override(kind, model, cfg, as_of.strftime("%Y%m%d"))
+        train = matrix[rows]
+        constant = frozenset(n for j, n in enumerate(names) if train.shape[0] and np.ptp(train[:, j]) == 0)
+        override = _fitted_override(kind, model, cfg, as_of.strftime("%Y%m%d"), constant)
         report.fitted = override
         fitted_probs = model.predict_proba(matrix[rows])
         report.fitted_evaluation = evaluate(fitted_probs, y, probabilities=fitted_probs)

@@ -2,13 +2,17 @@
 risk (instead of the estimate from purchase activities) and open deals for lead intent.
 
 * An open deal named as a renewal ("Acme renewal 2027") gives its close date; a past one is a
-  renewal that slipped (overdue).
-* Otherwise a won deal renews a term after it closed (:data:`RENEWAL_DAYS`, a year); won deals
-  that close after the run's date are not counted (a backtest sees what was won by then).
+  renewal that slipped (overdue). One dated before the latest won deal is a leftover the CRM never
+  closed, and is ignored.
+* Otherwise the account renews a term (:data:`RENEWAL_DAYS`, a year) after its latest contract:
+  the latest won deal or the latest purchase activity, whichever is later. Won deals that close
+  after the run's date are not counted.
+* Backtests see won deals only: which deals were open on a past date is not known (their creation
+  dates are not read), and today's open deals would leak what happened since.
 
 Other open deals (new business, upsells) are not taken for renewals: deal types are not read from
-the CRM yet. Every open deal counts as intent for the leads it involves: a prospect in the sales
-pipeline is one a rep wants to see.
+the CRM yet. Every open deal counts as intent for the leads it involves (a prospect in the sales
+pipeline is one a rep wants to see), unless its close date passed more than :data:`STALE_DAYS` ago.
 
 A deal applies to every member it involves and to their organizations, and to the organizations its
 CRM companies are linked to.
@@ -33,17 +37,25 @@ from scoring.features import DAY_US
 Ints = NDArray[np.int64]
 RENEWAL_DAYS = 365  # a contract (a won deal, or a purchase without a CRM) renews a year later
 RENEWAL_WORDS = ("renew",)  # an open deal whose name holds one of these is the renewal
+STALE_DAYS = 90  # an open deal this long past its close date is abandoned: no intent
+MERGE_HOPS = 16  # merged members are followed this many times (a chain of merges)
 
 
 @dataclass(frozen=True)
 class DealSignals:
-    """By member row and by organization row of the loaded inputs: renewal due times (epoch
-    microseconds; -1: the CRM dates none) and how many open deals involve them."""
+    """By member row and by organization row of the loaded inputs (-1: the CRM says nothing):
+    the close time of an open renewal deal, the time a term after the latest won deal (epoch
+    microseconds), and how many open deals involve them."""
 
-    member_due: Ints
-    org_due: Ints
+    member_renewal: Ints
+    org_renewal: Ints
+    member_won_due: Ints
+    org_won_due: Ints
     member_open: Ints
     org_open: Ints
+
+
+Key = tuple[str, int]
 
 
 def _is_renewal(deal: Any) -> bool:
@@ -51,20 +63,51 @@ def _is_renewal(deal: Any) -> bool:
     return any(word in name for word in RENEWAL_WORDS)
 
 
+def _ids(values: Any) -> list[int]:
+    """The integer ids of a JSON list; anything else in it (a CRM's odd value) is skipped."""
+    out = []
+    for v in values or []:
+        try:
+            out.append(int(v))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _live_members(conn: Connection, workspace_id: int, ids: set[int]) -> dict[int, tuple[int, int | None]]:
+    """For each member id, the member it is now (following merges) and that member's organization."""
+    sql = "SELECT id, merged_into_id, organization_id FROM members WHERE workspace_id = ? AND id IN "
+    rows: dict[int, tuple[int | None, int | None]] = {}
+    wanted = set(ids)
+    for _ in range(MERGE_HOPS):
+        for part, marks in in_chunks(sorted(wanted - rows.keys())):
+            for got in raw_rows(conn, f"{sql}({marks})", (workspace_id, *part)):
+                rows.update((r[0], (r[1], r[2])) for r in got)
+        wanted = {m for m, _ in rows.values() if m is not None} - rows.keys()
+        if not wanted:
+            break
+    out: dict[int, tuple[int, int | None]] = {}
+    for start in ids:
+        member = start
+        for _ in range(MERGE_HOPS):
+            nxt = rows.get(member, (None, None))[0]
+            if nxt is None:
+                break
+            member = nxt
+        out[start] = (member, rows.get(member, (None, None))[1])
+    return out
+
+
 def deal_signals(
-    conn: Connection, workspace_id: int, member_ids: Ints, org_ids: Ints, now: int
+    conn: Connection, workspace_id: int, member_ids: Ints, org_ids: Ints, now: int, *, live: bool = True
 ) -> DealSignals | None:
-    """What the CRM's deals say of these members and organizations; None when the workspace has
-    no deals (the common case without a CRM: nothing more is read)."""
+    """What the CRM's deals say of these members and organizations as of ``now``; None when the
+    workspace has no deals (the common case without a CRM: nothing more is read). ``live``: the
+    run scores the present, so open deals count (not in a backtest)."""
     deals = workspace_deals(conn, workspace_id)
     if not deals:
         return None
-    involved = sorted({int(m) for d in deals for m in (d.member_ids or [])})
-    live: dict[int, tuple[int, int | None]] = {}  # member id: (current member, organization)
-    sql = "SELECT id, merged_into_id, organization_id FROM members WHERE workspace_id = ? AND id IN "
-    for part, marks in in_chunks(involved):
-        for rows in raw_rows(conn, f"{sql}({marks})", (workspace_id, *part)):
-            live.update((r[0], (r[1] or r[0], r[2])) for r in rows)
+    members = _live_members(conn, workspace_id, {m for d in deals for m in _ids(d.member_ids)})
     link, c = CrmCompanyLink, CrmConnection
     company_org = {
         (r.connection_id, r.crm_id): r.organization_id
@@ -74,52 +117,55 @@ def deal_signals(
             .where(c.workspace_id == workspace_id, link.crm_id.is_not(None))
         )
     }
-    renewal_at: dict[tuple[str, int], int] = {}  # earliest open renewal deal's close
-    won_at: dict[tuple[str, int], int] = {}  # latest won deal's close, up to ``now``
-    open_deals: Counter[tuple[str, int]] = Counter()
+    renewal_at: dict[Key, int] = {}  # the earliest open renewal deal's close
+    won_at: dict[Key, int] = {}  # the latest won deal's close, up to ``now``
+    open_deals: Counter[Key] = Counter()
+    stale = now - STALE_DAYS * DAY_US
     for deal in deals:
-        if not deal.closed:
-            open_deals.update(_keys(deal, live, company_org))
         closed = closed_on(deal)
-        if closed is None:
-            continue
-        at = to_micros(closed)
-        if deal.won:
-            if at > now:
-                continue
-            target, pick = won_at, max
-        elif not deal.closed and _is_renewal(deal):
-            target, pick = renewal_at, min
-        else:
-            continue
-        for key in _keys(deal, live, company_org):
-            target[key] = pick(target.get(key, at), at)
+        at = None if closed is None else to_micros(closed)
+        keys = _keys(deal, members, company_org)
+        if deal.won and at is not None and at <= now:
+            for key in keys:
+                won_at[key] = max(won_at.get(key, at), at)
+        elif live and not deal.closed:
+            if at is None or at >= stale:
+                open_deals.update(keys)
+            if at is not None and _is_renewal(deal):
+                for key in keys:
+                    renewal_at[key] = min(renewal_at.get(key, at), at)
 
-    def due(key: tuple[str, int]) -> int:
-        if key in renewal_at:
-            return renewal_at[key]
-        if key in won_at:
-            return won_at[key] + RENEWAL_DAYS * DAY_US
-        return -1
+    def renewal(key: Key) -> int:
+        at = renewal_at.get(key, -1)
+        return at if at >= won_at.get(key, -1) else -1  # older than the latest win: a leftover
 
-    members = [("m", int(m)) for m in member_ids.tolist()]
-    orgs = [("o", int(o)) for o in org_ids.tolist()]
+    def won_due(key: Key) -> int:
+        return won_at[key] + RENEWAL_DAYS * DAY_US if key in won_at else -1
+
+    mine = [("m", int(m)) for m in member_ids.tolist()]
+    theirs = [("o", int(o)) for o in org_ids.tolist()]
+
+    def column(of: Any, keys: list[Key]) -> Ints:
+        return np.array([of(k) for k in keys], dtype=np.int64)
+
     return DealSignals(
-        member_due=np.array([due(k) for k in members], dtype=np.int64),
-        org_due=np.array([due(k) for k in orgs], dtype=np.int64),
-        member_open=np.array([open_deals[k] for k in members], dtype=np.int64),
-        org_open=np.array([open_deals[k] for k in orgs], dtype=np.int64),
+        member_renewal=column(renewal, mine),
+        org_renewal=column(renewal, theirs),
+        member_won_due=column(won_due, mine),
+        org_won_due=column(won_due, theirs),
+        member_open=column(open_deals.__getitem__, mine),
+        org_open=column(open_deals.__getitem__, theirs),
     )
 
 
 def _keys(
-    deal: Any, live: dict[int, tuple[int, int | None]], company_org: dict[tuple[int, str], int]
-) -> set[tuple[str, int]]:
-    """Who a deal's renewal date applies to: its members (as they are now, after merges), their
-    organizations, and the organizations of its companies."""
-    keys: set[tuple[str, int]] = set()
-    for m in deal.member_ids or []:
-        member, org = live.get(int(m), (int(m), None))
+    deal: Any, members: dict[int, tuple[int, int | None]], company_org: dict[tuple[int, str], int]
+) -> set[Key]:
+    """Who a deal applies to: its members (as they are now, after merges), their organizations,
+    and the organizations of its companies."""
+    keys: set[Key] = set()
+    for m in _ids(deal.member_ids):
+        member, org = members.get(m, (m, None))
         keys.add(("m", member))
         if org is not None:
             keys.add(("o", org))

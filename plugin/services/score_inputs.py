@@ -272,9 +272,12 @@ def load_inputs(
     now: int,
     subset: Sequence[int] | None = None,
     since: Since | None = None,
+    *,
+    live: bool = True,
 ) -> Loaded:
     """Everything one scoring pass needs, for all current members or only ``subset`` (then with
-    ``since``: what the last run read).
+    ``since``: what the last run read). ``live``: the pass scores the present (not a backtest), so
+    the CRM's open deals, known only as they are today, count.
 
     A full run over a large workspace reads the (member, time) pairs of the plain activity types
     in a helper process while this one reads members, organizations, hand-raising posts, valued
@@ -292,7 +295,7 @@ def load_inputs(
             plain = [name for name in cfg.type_names if name not in VALUED]
             reader = stack.enter_context(PairReader())
             pending = reader.submit(url.render_as_string(hide_password=False), workspace_id, plain, now)
-        return _load(conn, workspace_id, cfg, now, subset, since, pending)
+        return _load(conn, workspace_id, cfg, now, subset, since, pending, live)
 
 
 def _member_count(conn: Connection, workspace_id: int) -> int:
@@ -312,6 +315,7 @@ def _load(
     subset: Sequence[int] | None,
     since: Since | None,
     pending: Pending | None,
+    live: bool = True,
 ) -> Loaded:
     members = _members(conn, workspace_id, subset)
     member_ids = np.array([r[0] for r in members], dtype=np.int64)
@@ -362,7 +366,7 @@ def _load(
         customer_org[:n_orgs] |= colleagues.customer  # colleagues not reloaded make it a customer
     customer = own_customer | bought | customer_org[org_row]
     bought_by = colleagues.last_purchase if colleagues is not None else None
-    crm = deal_signals(conn, workspace_id, member_ids, org_ids, now)
+    crm = deal_signals(conn, workspace_id, member_ids, org_ids, now, live=live)
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by, crm)
     last_purchase = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
@@ -489,9 +493,10 @@ def _renewal_days(
     org_bought: Ints | None = None,
     crm: DealSignals | None = None,
 ) -> Any:
-    """Days until each member's account (or, without one, their own) renews: the date the CRM's
-    deals give (:mod:`plugin.services.score_deals`), else a year after its latest purchase;
-    negative once that date passed with no renewal. NaN where neither dates one."""
+    """Days until each member's account (or, without one, their own) renews: an open renewal
+    deal's close date, else a year after the latest contract (a won deal or a purchase; see
+    :mod:`plugin.services.score_deals`); negative once that date passed with no renewal. NaN where
+    nothing dates one."""
     sel = acts.kind == purchase
     last = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last, acts.member[sel], acts.at[sel])
@@ -501,7 +506,12 @@ def _renewal_days(
         org_last[: org_bought.size] = np.maximum(org_last[: org_bought.size], org_bought)
     latest = np.where(org_row >= 0, org_last[org_row], last)
     due = np.where(latest >= 0, latest + RENEWAL_DAYS * DAY_US, -1)
-    if crm is not None:  # the CRM's date wins where it gives one: the account's, else the member's
-        dated = np.where(org_row >= 0, np.append(crm.org_due, -1)[org_row], crm.member_due)
-        due = np.where(dated >= 0, dated, due)
+    if crm is not None:  # the account's (else the member's own) CRM dates
+
+        def pick(by_org: Ints, by_member: Ints) -> Ints:
+            return np.where(org_row >= 0, np.append(by_org, -1)[org_row], by_member)
+
+        due = np.maximum(due, pick(crm.org_won_due, crm.member_won_due))  # the latest contract
+        renewal = pick(crm.org_renewal, crm.member_renewal)
+        due = np.where(renewal >= 0, renewal, due)  # an open renewal deal says when, overdue too
     return np.where(due >= 0, (due - now) / DAY_US, np.nan)

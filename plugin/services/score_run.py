@@ -330,7 +330,7 @@ def _score(
     stored = None
     with engine.connect() as conn:
         say("reading activities")
-        loaded = load_inputs(conn, workspace_id, cfg, now, subset, since)
+        loaded = load_inputs(conn, workspace_id, cfg, now, subset, since, live=not backtest)
         if subset is not None:
             stored = stored_customers(conn, workspace_id, loaded)
     say(f"scoring {loaded.inputs.n:,} members")

@@ -80,3 +80,27 @@ def test_bad_labels_name_the_line_and_one_sided_labels_are_refused(
     header.write_text("who,what\nx,1\n", encoding="utf-8")
     result = runner.invoke(cli, ["evaluate", "--kind", "lead", "--labels", str(header)])
     assert result.exit_code == 2 and "member_id, email or domain" in result.output
+
+
+def test_a_fit_keeps_the_weight_of_a_part_the_history_never_showed() -> None:
+    """Backtests see no open CRM deals (their past state is unknown), so the fit learns nothing of
+    `open_deal`: it keeps its weight instead of the zero a constant column gets, and the fitted
+    parts share the rest of the 100 points."""
+    from plugin.services.evaluate import _fitted_override
+    from scoring.config import INTENT_PARTS
+    from scoring.fit import LogisticFit
+
+    cfg = load_scoring_config()
+    coefs = {f"intent_{p}": 1.0 for p in INTENT_PARTS} | {"intent_open_deal": 0.0}
+    fit = LogisticFit(intercept=0.0, coefficients=coefs, l2=1.0, n=100, log_loss=0.5, converged=True)
+    intent = _fitted_override("lead", fit, cfg, "20260601", frozenset({"intent_open_deal"}))["lead"][
+        "intent_points"
+    ]
+    old = cfg.section("lead")["intent_points"]
+    assert intent["open_deal"] == old["open_deal"] == 15
+    assert abs(sum(intent.values()) - 100.0) < 0.01
+    others = {p: intent[p] for p in INTENT_PARTS if p != "open_deal"}
+    scale = others["hand_raise"] / old["hand_raise"]
+    assert all(abs(v - old[p] * scale) < 0.01 for p, v in others.items())  # in their old proportions
+    zeroed = _fitted_override("lead", fit, cfg, "20260601")["lead"]["intent_points"]
+    assert zeroed["open_deal"] == 0.0  # told nothing is constant, the zero coefficient stands
