@@ -171,6 +171,7 @@ def _pull(
                         new_stage[mid] = CUSTOMER
                         report.counts["made_customers"] += 1
         with engine.begin() as conn:
+            report.counts["deals_changed"] = _mark_changes(conn, row.id, deals)
             _save(conn, links, deals, new_stage)
         report.counts["linked"] = len(links)
         report.counts["stages_changed"] = len(new_stage)
@@ -185,6 +186,37 @@ def _pull(
         with engine.begin() as conn:
             finish_run(conn, run_id, status, dict(report.counts), report.calls, error)
         release_lease(engine, row.id, holder)
+
+
+#: What a deal is, for scoring: a pull that finds any of these different marks it changed.
+DEAL_CONTENT = ("name", "stage", "won", "closed", "amount", "close_date", "member_ids", "company_ids")
+
+
+def _mark_changes(conn: Connection, connection_id: int, deals: Sequence[dict[str, Any]]) -> int:
+    """Set each deal's ``changed_at``: now if it is new or its content differs from what is stored,
+    else as stored. Returns how many changed."""
+    d = CrmDealRow.__table__.c
+    stored = {
+        r.crm_id: r
+        for r in conn.execute(
+            select(d.crm_id, d.changed_at, *(d[name] for name in DEAL_CONTENT)).where(
+                d.connection_id == connection_id
+            )
+        )
+    }
+    now, changed = utcnow(), 0
+    for deal in deals:
+        old = stored.get(deal["crm_id"])
+        same = old is not None and all(_same(getattr(old, k), deal[k]) for k in DEAL_CONTENT)
+        deal["changed_at"] = old.changed_at if same and old is not None else now
+        changed += not same
+    return changed
+
+
+def _same(stored: Any, read: Any) -> bool:
+    if isinstance(read, float) or isinstance(stored, float):
+        return stored is not None and read is not None and abs(float(stored) - float(read)) < 1e-9
+    return bool(stored == read) if not isinstance(read, tuple) else bool(stored == list(read))
 
 
 def _save(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, select
 
 from plugin.db.base import to_micros
-from plugin.db.models import CrmCompanyLink, CrmConnection
+from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal
 from plugin.db.sql import in_chunks, raw_rows
 from plugin.services.crm_deals import closed_on, workspace_deals
 from scoring.features import DAY_US
@@ -108,15 +109,7 @@ def deal_signals(
     if not deals:
         return None
     members = _live_members(conn, workspace_id, {m for d in deals for m in _ids(d.member_ids)})
-    link, c = CrmCompanyLink, CrmConnection
-    company_org = {
-        (r.connection_id, r.crm_id): r.organization_id
-        for r in conn.execute(
-            select(link.connection_id, link.crm_id, link.organization_id)
-            .join(c, c.id == link.connection_id)
-            .where(c.workspace_id == workspace_id, link.crm_id.is_not(None))
-        )
-    }
+    company_org = _company_orgs(conn, workspace_id)
     renewal_at: dict[Key, int] = {}  # the earliest open renewal deal's close
     won_at: dict[Key, int] = {}  # the latest won deal's close, up to ``now``
     open_deals: Counter[Key] = Counter()
@@ -174,3 +167,42 @@ def _keys(
         if org is not None:
             keys.add(("o", org))
     return keys
+
+
+def members_of_changed_deals(conn: Connection, workspace_id: int, since: datetime) -> set[int]:
+    """Current members whose deal signals may have moved: those a deal found new or different by a
+    `crm pull` since ``since`` involves, with everyone at their organizations (a renewal date and
+    open deals are an account's)."""
+    d, c = CrmDeal, CrmConnection
+    deals = list(
+        conn.execute(
+            select(d.member_ids, d.company_ids, d.connection_id)
+            .join(c, c.id == d.connection_id)
+            .where(c.workspace_id == workspace_id, d.changed_at >= since)
+        )
+    )
+    if not deals:
+        return set()
+    members = _live_members(conn, workspace_id, {m for deal in deals for m in _ids(deal.member_ids)})
+    company_org = _company_orgs(conn, workspace_id)
+    keys = set().union(*(_keys(deal, members, company_org) for deal in deals))
+    out = {k for kind, k in keys if kind == "m"}
+    orgs = sorted(k for kind, k in keys if kind == "o")
+    sql = "SELECT id FROM members WHERE workspace_id = ? AND merged_into_id IS NULL AND organization_id IN "
+    for part, marks in in_chunks(orgs):
+        for rows in raw_rows(conn, f"{sql}({marks})", (workspace_id, *part)):
+            out.update(r[0] for r in rows)
+    return out
+
+
+def _company_orgs(conn: Connection, workspace_id: int) -> dict[tuple[int, str], int]:
+    """(connection, CRM company id): the organization it is linked to."""
+    link, c = CrmCompanyLink, CrmConnection
+    return {
+        (r.connection_id, r.crm_id): r.organization_id
+        for r in conn.execute(
+            select(link.connection_id, link.crm_id, link.organization_id)
+            .join(c, c.id == link.connection_id)
+            .where(c.workspace_id == workspace_id, link.crm_id.is_not(None))
+        )
+    }

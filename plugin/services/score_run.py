@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -34,6 +34,7 @@ from plugin.db.models.identity_log import MERGE, SPLIT
 from plugin.db.sql import in_chunks, raw_rows
 from plugin.errors import ValidationFailed
 from plugin.services.leases import SCORE_LEASE_S, Held, held, score_lease_name
+from plugin.services.score_deals import members_of_changed_deals
 from plugin.services.score_inputs import Loaded, Since, hand_raise_since, load_inputs
 from plugin.services.score_others import stored_customers
 from plugin.services.score_store import write_hand_raises, write_scores, write_stats
@@ -45,6 +46,9 @@ from scoring.lead import MATCHER_VERSION
 from scoring.pipeline import KINDS, Pass, score_all
 
 Progress = Callable[[str], None]
+#: Deals a `crm pull` changed this long before the last run started are rescored again: the pull's
+#: clock (another machine's) may be behind the scoring run's.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -321,6 +325,9 @@ def _score(
     params: BgNbdParams | None = None
     if incremental and last is not None:
         subset = _changed_members(engine, workspace_id, last.activity_watermark, watermark)
+        with engine.connect() as conn:  # and those a deal read by `crm pull` since then involves
+            dealt = members_of_changed_deals(conn, workspace_id, _utc(last.started_at) - CLOCK_SKEW)
+        subset = sorted(set(subset) | dealt) if dealt else subset
         params = BgNbdParams(**last.activity_model) if last.activity_model else None
         say(f"incremental: {len(subset):,} members changed since run {last.id}")
         if not subset:  # nothing to rescore (and the activity model refuses empty input)

@@ -12,10 +12,13 @@ from sqlalchemy import Engine, select, update
 from connectors.crm.base import CrmDeal
 from plugin.db.base import utcnow
 from plugin.db.models import CrmConnection, CrmLink, Member
+from plugin.db.models import CrmDeal as CrmDealRow
 from plugin.errors import NotFound, TransientError
 from plugin.services.crm_connections import acquire_lease, save_connection
 from plugin.services.crm_pull import pull_crm
 from plugin.services.crm_sync import sync_crm
+from plugin.services.score_config import load_scoring_config
+from plugin.services.score_run import run_scoring
 from plugin.settings import Settings
 from tests.plugin.crm_helpers import Killed, MemoryCrm
 from tests.plugin.test_score import PEOPLE, act, ingest, score, stored
@@ -246,3 +249,50 @@ def test_a_sync_that_lost_its_lease_stops_instead_of_writing_beside_another(
     acquire_lease(engine, connection_id, "fast-host:2:b")
     with pytest.raises(TransientError, match="lost its lease"), engine.begin() as conn:
         renew_lease(conn, connection_id, "slow-host:1:a")
+
+
+def test_a_deal_a_pull_finds_new_or_changed_is_scored_by_the_next_incremental_run(
+    engine: Engine, settings: Settings, workspace_id: int, people: dict[str, int], crm: MemoryCrm
+) -> None:
+    """The scheduled incremental run rescores the members a new or changed deal involves (and their
+    colleagues), not only those with new activity; a pull that changes nothing rescores no one.
+    Runs on the real clock here: a deal's change is stamped by the pull's clock."""
+
+    def run(**kw: Any) -> Any:
+        return run_scoring(engine, workspace_id, load_scoring_config(), **kw)
+
+    def an_hour_passes() -> None:
+        with engine.begin() as conn:
+            rows = conn.execute(select(CrmDealRow.crm_id, CrmDealRow.changed_at)).all()
+            for crm_id, changed in rows:
+                if changed is not None:
+                    conn.execute(
+                        update(CrmDealRow)
+                        .where(CrmDealRow.crm_id == crm_id)
+                        .values(changed_at=changed - timedelta(hours=1))
+                    )
+
+    sync(engine, settings, workspace_id, crm)
+    assert pull_crm(engine, settings, workspace_id, adapter=crm).counts["deals_changed"] == 0
+    run(full=True)
+    dana, dev0 = people["cto"], people["dev0"]
+    before = stored(engine, "lead")
+    dana_id = crm.contacts["dana@bigco.io"]["id"]
+    crm.deals.append(
+        CrmDeal("9100", "BigCo pilot", "presentation", False, False, 12000.0, "2027-01-15", (dana_id,))
+    )
+    assert pull_crm(engine, settings, workspace_id, adapter=crm).counts["deals_changed"] == 1
+    rescore = run()
+    assert rescore.mode == "incremental" and rescore.members_scored == 5  # Dana and BigCo's four devs
+    after = stored(engine, "lead")
+    assert after[dana].score > before[dana].score and after[dev0].score > before[dev0].score
+    assert after[people["rex"]].run_id == before[people["rex"]].run_id  # not rescored
+
+    an_hour_passes()
+    assert pull_crm(engine, settings, workspace_id, adapter=crm).counts["deals_changed"] == 0
+    assert run().members_scored == 0
+    crm.deals[-1] = CrmDeal(
+        "9100", "BigCo pilot", "presentation", False, False, 15000.0, "2027-01-20", (dana_id,)
+    )
+    assert pull_crm(engine, settings, workspace_id, adapter=crm).counts["deals_changed"] == 1
+    assert run().members_scored == 5

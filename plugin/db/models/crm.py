@@ -94,6 +94,8 @@ class CrmDeal(Base):
     member_ids: Mapped[list[int] | None] = mapped_column(Json)
     company_ids: Mapped[list[str] | None] = mapped_column(Json)
     read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: when a pull last found it new or different (scoring rescores the members it involves)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CrmCompanyLink(Base):
