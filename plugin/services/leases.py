@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from plugin.db.base import utcnow
 from plugin.db.models import Lease
@@ -45,26 +45,62 @@ def score_lease_name(workspace_id: int) -> str:
 def acquire(
     engine: Engine, name: str, holder: str, seconds: float, doing: str, now: datetime | None = None
 ) -> None:
-    """Take the lease, or raise :class:`Busy` saying who holds it, doing what, until when."""
+    """Take the lease, or raise :class:`Busy` saying who holds it, doing what, until when. The
+    holder's write transaction locks the lease (it confirms it there): the wait for that lock is
+    cut short at :data:`LOCK_WAIT_S`, and then too the answer is Busy, not a database error."""
     when = now or utcnow()
     t = Lease
-    with engine.begin() as conn:
-        conn.execute(
-            dialect_insert(conn)(Lease).values(name=name).on_conflict_do_nothing(index_elements=["name"])
-        )
-        taken = conn.execute(
-            update(t)
-            .where(t.name == name, or_(t.holder.is_(None), t.expires_at < when, t.holder == holder))
-            .values(holder=holder, expires_at=when + timedelta(seconds=seconds), doing=doing[:120])
-        ).rowcount
-        if taken == 1:
-            return
-        row = conn.execute(select(t.holder, t.expires_at, t.doing).where(t.name == name)).one()
+    claim = dict(holder=holder, expires_at=when + timedelta(seconds=seconds), doing=doing[:120])
+    try:
+        with engine.begin() as conn, _short_lock_wait(conn):
+            conn.execute(
+                dialect_insert(conn)(Lease).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+            )
+            free = or_(t.holder.is_(None), t.expires_at < when, t.holder == holder)
+            if conn.execute(update(t).where(t.name == name, free).values(claim)).rowcount == 1:
+                return
+            row = conn.execute(select(t.holder, t.expires_at, t.doing).where(t.name == name)).one()
+    except OperationalError as exc:
+        if not _lock_timeout(exc):
+            raise
+        raise Busy(
+            f"{doing} cannot start: another one is writing its results right now",
+            hint="try again in a minute",
+        ) from None
     raise Busy(
         f"{row.doing or 'another run'} is in progress ({row.holder}, lease until "
         f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC)",
         hint="wait for it to finish and try again; a stopped process's lease runs out by itself at that time",
     )
+
+
+#: How long taking a lease waits for a lock held by a writing transaction before answering Busy.
+LOCK_WAIT_S = 10
+
+
+@contextmanager
+def _short_lock_wait(conn: Connection) -> Iterator[None]:
+    """Wait at most :data:`LOCK_WAIT_S` for locks in this transaction (SQLite: its busy timeout,
+    put back after; PostgreSQL: ``lock_timeout`` for the transaction)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'")
+        yield
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        before = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+        cursor.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {int(before)}")
+    finally:
+        cursor.close()
+
+
+def _lock_timeout(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" or PostgreSQL's lock_not_available (55P03)."""
+    return "database is locked" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "55P03"
 
 
 def renew(conn: Connection, name: str, holder: str, seconds: float) -> bool:
@@ -97,7 +133,7 @@ def heartbeat(
                     log.warning("lease lost; another process may do the same work")
                     return
         except SQLAlchemyError:
-            log.warning("could not renew a lease (database unreachable); retrying")
+            log.warning("could not renew a lease (the database is busy or unreachable); retrying")
 
 
 @dataclass(frozen=True)
@@ -133,5 +169,8 @@ def held(engine: Engine, name: str, doing: str, seconds: float, holder: str | No
         yield lease
     finally:
         done.set()
-        beat.join()
-        release(engine, name, lease.holder)
+        beat.join(timeout=seconds)
+        try:
+            release(engine, name, lease.holder)
+        except SQLAlchemyError:  # the work's own outcome matters more; the lease runs out by itself
+            log.warning("could not release the lease %s; it runs out at its expiry", name)

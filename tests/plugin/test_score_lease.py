@@ -5,6 +5,7 @@ run's lease runs out; a run that lost its lease while reading writes nothing."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,3 +140,34 @@ def test_the_scheduled_score_job_finds_a_cli_run_busy_and_comes_back_soon(
     job = _row(engine, "score", workspace_id)
     assert job.failures == 0
     assert job.next_run_at.replace(tzinfo=UTC) <= before + timedelta(seconds=61)  # soon, not in 15 min
+
+
+def test_a_run_asked_for_while_another_writes_its_results_is_told_busy_soon(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder confirms its lease inside the transaction that writes its results, which locks
+    the lease (a row lock on PostgreSQL, the write lock on SQLite). A second run does not wait for
+    that write to end, nor fail with a database error: it is told Busy after a short wait."""
+    monkeypatch.setattr(leases, "LOCK_WAIT_S", 1)
+    name = "score:workspace:999"
+    leases.acquire(engine, name, "first", SCORE_LEASE_S, "a scoring run of this workspace")
+    out: dict[str, Any] = {}
+
+    def second() -> None:
+        started = time.perf_counter()
+        try:
+            leases.acquire(engine, name, "second", SCORE_LEASE_S, "a scoring run of this workspace")
+            out["got"] = "the lease"
+        except Busy as exc:
+            out["got"] = exc.user_message
+        out["seconds"] = time.perf_counter() - started
+
+    with engine.begin() as conn:
+        leases.Held(name, "first", SCORE_LEASE_S).confirm(conn)
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(30)  # the first is still writing meanwhile
+    assert "another one is writing its results right now" in out["got"] and out["seconds"] < 5, out
+    with engine.connect() as conn:  # the wait was cut for that attempt only
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
