@@ -61,6 +61,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("ingest", "bench.ingest_bench", ("--sizes", "1000000"), ("--sizes", "20000,50000")),
     Bench("score", "bench.score_bench", (),
           ("--members", "20000", "--activities", "400000", "--changed", "2000")),
+    Bench("deals", "bench.deals_bench", (), ("--deals", "10000")),
     Bench("cdnow", "bench.cdnow_bench", ("--repeat", "3"), ()),
     Bench("crm-hubspot", "bench.crm_bench", ("--crm", "hubspot"), ("--crm", "hubspot", "--members", "2000")),
     Bench("crm-salesforce-collections", "bench.crm_bench", ("--crm", "salesforce", "--path", "collections"),

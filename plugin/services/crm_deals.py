@@ -33,10 +33,10 @@ def workspace_deals(conn: Connection, workspace_id: int) -> list[Any]:
     )
 
 
-def closed_on(deal: Any) -> datetime | None:
-    """The deal's close date (HubSpot gives a time, Salesforce a date) as midnight UTC of that
-    day; None when it has none or it is not a date."""
-    text = (deal.close_date or "")[:10]
+def closed_on(close_date: str | None) -> datetime | None:
+    """A deal's close date (HubSpot gives a time, Salesforce a date) as midnight UTC of that day;
+    None when it has none or it is not a date."""
+    text = (close_date or "")[:10]
     try:
         day = date.fromisoformat(text)
     except ValueError:

@@ -404,7 +404,7 @@ def attribute(
         member_id = member_by_email.get(ref.prospect_email)
         domain = email_domain(ref.prospect_email)
         for deal in won:
-            closed = closed_on(deal) or when
+            closed = closed_on(deal.close_date) or when
             if not created - timedelta(days=1) <= closed <= created + window:
                 continue
             by_person = member_id is not None and member_id in (deal.member_ids or [])

@@ -20,24 +20,28 @@ CRM companies are linked to.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 from sqlalchemy import Connection, select
 
 from plugin.db.base import to_micros
 from plugin.db.models import CrmCompanyLink, CrmConnection, CrmDeal
 from plugin.db.sql import in_chunks, raw_rows
-from plugin.services.crm_deals import closed_on, workspace_deals
+from plugin.services.crm_deals import closed_on
 from scoring.features import DAY_US
 
 Ints = NDArray[np.int64]
 RENEWAL_DAYS = 365  # a contract (a won deal, or a purchase without a CRM) renews a year later
 RENEWAL_WORDS = ("renew",)  # an open deal whose name holds one of these is the renewal
+RENEWAL_NAME = re.compile("|".join(map(re.escape, RENEWAL_WORDS)), re.IGNORECASE)
 STALE_DAYS = 90  # an open deal this long past its close date is abandoned: no intent
 MERGE_HOPS = 16  # merged members are followed this many times (a chain of merges)
 
@@ -57,11 +61,6 @@ class DealSignals:
 
 
 Key = tuple[str, int]
-
-
-def _is_renewal(deal: Any) -> bool:
-    name = (deal.name or "").lower()
-    return any(word in name for word in RENEWAL_WORDS)
 
 
 def _ids(values: Any) -> list[int]:
@@ -99,13 +98,59 @@ def _live_members(conn: Connection, workspace_id: int, ids: set[int]) -> dict[in
     return out
 
 
+@dataclass(frozen=True)
+class _Deal:
+    """What scoring reads of one deal: one that counts (won by the run's date, or open)."""
+
+    won: bool
+    at: int | None  # its close date, epoch microseconds
+    renewal: bool
+    member_ids: list[Any]
+    company_ids: list[Any]
+    connection_id: int
+
+
+@lru_cache(maxsize=4096)
+def _micros(close_date: str | None) -> int | None:
+    closed = closed_on(close_date)
+    return None if closed is None else to_micros(closed)
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A JSON list column as the driver gives it: text on SQLite, decoded on PostgreSQL."""
+    if isinstance(value, str | bytes):
+        value = orjson.loads(value)
+    return value if isinstance(value, list) else []
+
+
+def _deals_that_count(conn: Connection, workspace_id: int, now: int, live: bool) -> list[_Deal]:
+    """The workspace's deals won by ``now``, and with ``live`` its open ones; lost deals and wins
+    after ``now`` say nothing. Plain rows from the driver: a CRM can hold 100,000 deals."""
+    sql = (
+        "SELECT d.name, d.won, d.closed, d.close_date, d.member_ids, d.company_ids, d.connection_id "
+        "FROM crm_deals d JOIN crm_connections c ON c.id = d.connection_id WHERE c.workspace_id = ?"
+    )
+    out = []
+    for rows in raw_rows(conn, sql, (workspace_id,)):
+        for name, won, closed, close_date, members, companies, connection in rows:
+            at = _micros(close_date)
+            if won:
+                if at is None or at > now:
+                    continue
+            elif closed or not live:
+                continue
+            renewal = not won and bool(name) and RENEWAL_NAME.search(name) is not None
+            out.append(_Deal(bool(won), at, renewal, _json_list(members), _json_list(companies), connection))
+    return out
+
+
 def deal_signals(
     conn: Connection, workspace_id: int, member_ids: Ints, org_ids: Ints, now: int, *, live: bool = True
 ) -> DealSignals | None:
     """What the CRM's deals say of these members and organizations as of ``now``; None when the
-    workspace has no deals (the common case without a CRM: nothing more is read). ``live``: the
-    run scores the present, so open deals count (not in a backtest)."""
-    deals = workspace_deals(conn, workspace_id)
+    workspace has no deals that count (the common case without a CRM: nothing more is read).
+    ``live``: the run scores the present, so open deals count (not in a backtest)."""
+    deals = _deals_that_count(conn, workspace_id, now, live)
     if not deals:
         return None
     members = _live_members(conn, workspace_id, {m for d in deals for m in _ids(d.member_ids)})
@@ -115,40 +160,42 @@ def deal_signals(
     open_deals: Counter[Key] = Counter()
     stale = now - STALE_DAYS * DAY_US
     for deal in deals:
-        closed = closed_on(deal)
-        at = None if closed is None else to_micros(closed)
-        keys = _keys(deal, members, company_org)
-        if deal.won and at is not None and at <= now:
+        keys, at = _keys(deal, members, company_org), deal.at
+        if deal.won and at is not None:
             for key in keys:
                 won_at[key] = max(won_at.get(key, at), at)
-        elif live and not deal.closed:
-            if at is None or at >= stale:
-                open_deals.update(keys)
-            if at is not None and _is_renewal(deal):
-                for key in keys:
-                    renewal_at[key] = min(renewal_at.get(key, at), at)
-
-    def renewal(key: Key) -> int:
-        at = renewal_at.get(key, -1)
-        return at if at >= won_at.get(key, -1) else -1  # older than the latest win: a leftover
-
-    def won_due(key: Key) -> int:
-        return won_at[key] + RENEWAL_DAYS * DAY_US if key in won_at else -1
-
-    mine = [("m", int(m)) for m in member_ids.tolist()]
-    theirs = [("o", int(o)) for o in org_ids.tolist()]
-
-    def column(of: Any, keys: list[Key]) -> Ints:
-        return np.array([of(k) for k in keys], dtype=np.int64)
-
+            continue
+        if at is None or at >= stale:
+            open_deals.update(keys)
+        if at is not None and deal.renewal:
+            for key in keys:
+                renewal_at[key] = min(renewal_at.get(key, at), at)
+    # An open renewal older than the latest win is a leftover the CRM never closed.
+    renewal = {k: at for k, at in renewal_at.items() if at >= won_at.get(k, -1)}
+    won_due = {k: at + RENEWAL_DAYS * DAY_US for k, at in won_at.items()}
+    opened = {k: int(n) for k, n in open_deals.items()}
     return DealSignals(
-        member_renewal=column(renewal, mine),
-        org_renewal=column(renewal, theirs),
-        member_won_due=column(won_due, mine),
-        org_won_due=column(won_due, theirs),
-        member_open=column(open_deals.__getitem__, mine),
-        org_open=column(open_deals.__getitem__, theirs),
+        member_renewal=_column(renewal, "m", member_ids, -1),
+        org_renewal=_column(renewal, "o", org_ids, -1),
+        member_won_due=_column(won_due, "m", member_ids, -1),
+        org_won_due=_column(won_due, "o", org_ids, -1),
+        member_open=_column(opened, "m", member_ids, 0),
+        org_open=_column(opened, "o", org_ids, 0),
     )
+
+
+def _column(values: dict[Key, int], kind: str, ids: Ints, missing: int) -> Ints:
+    """``values`` of this kind of key, looked up for each id (``missing`` where none): one sort
+    and one search, not a dictionary lookup per member."""
+    mine = {k: v for (of, k), v in values.items() if of == kind}
+    if not mine or ids.size == 0:
+        return np.full(ids.size, missing, dtype=np.int64)
+    keys = np.fromiter(mine.keys(), np.int64, len(mine))
+    got = np.fromiter(mine.values(), np.int64, len(mine))
+    order = np.argsort(keys)
+    keys, got = keys[order], got[order]
+    pos = np.minimum(np.searchsorted(keys, ids), keys.size - 1)
+    return np.where(keys[pos] == ids, got[pos], missing).astype(np.int64)
 
 
 def _keys(
