@@ -18,7 +18,6 @@ def workspace_deals(conn: Connection, workspace_id: int) -> list[Any]:
         conn.execute(
             select(
                 d.crm_id,
-                d.name,
                 d.won,
                 d.closed,
                 d.close_date,

@@ -207,16 +207,10 @@ def _mark_changes(conn: Connection, connection_id: int, deals: Sequence[dict[str
     now, changed = utcnow(), 0
     for deal in deals:
         old = stored.get(deal["crm_id"])
-        same = old is not None and all(_same(getattr(old, k), deal[k]) for k in DEAL_CONTENT)
+        same = old is not None and all(getattr(old, k) == deal[k] for k in DEAL_CONTENT)
         deal["changed_at"] = old.changed_at if same and old is not None else now
         changed += not same
     return changed
-
-
-def _same(stored: Any, read: Any) -> bool:
-    if isinstance(read, float) or isinstance(stored, float):
-        return stored is not None and read is not None and abs(float(stored) - float(read)) < 1e-9
-    return bool(stored == read) if not isinstance(read, tuple) else bool(stored == list(read))
 
 
 def _save(

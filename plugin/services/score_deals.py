@@ -48,16 +48,13 @@ MERGE_HOPS = 16  # merged members are followed this many times (a chain of merge
 
 @dataclass(frozen=True)
 class DealSignals:
-    """By member row and by organization row of the loaded inputs (-1: the CRM says nothing):
-    the close time of an open renewal deal, the time a term after the latest won deal (epoch
-    microseconds), and how many open deals involve them."""
+    """By member row of the loaded inputs, from their account's deals (or, without an organization,
+    their own): the close time of an open renewal deal and the time a term after the latest won
+    deal (epoch microseconds; -1: the CRM says nothing), and how many open deals there are."""
 
-    member_renewal: Ints
-    org_renewal: Ints
-    member_won_due: Ints
-    org_won_due: Ints
-    member_open: Ints
-    org_open: Ints
+    renewal: Ints
+    won_due: Ints
+    open_deals: Ints
 
 
 Key = tuple[str, int]
@@ -91,7 +88,7 @@ def _live_members(conn: Connection, workspace_id: int, ids: set[int]) -> dict[in
         member = start
         for _ in range(MERGE_HOPS):
             nxt = rows.get(member, (None, None))[0]
-            if nxt is None:
+            if nxt is None or nxt == member:  # live, or an erased member's shell (merged into itself)
                 break
             member = nxt
         out[start] = (member, rows.get(member, (None, None))[1])
@@ -145,11 +142,19 @@ def _deals_that_count(conn: Connection, workspace_id: int, now: int, live: bool)
 
 
 def deal_signals(
-    conn: Connection, workspace_id: int, member_ids: Ints, org_ids: Ints, now: int, *, live: bool = True
+    conn: Connection,
+    workspace_id: int,
+    member_ids: Ints,
+    org_ids: Ints,
+    org_row: Ints,
+    now: int,
+    *,
+    live: bool = True,
 ) -> DealSignals | None:
-    """What the CRM's deals say of these members and organizations as of ``now``; None when the
-    workspace has no deals that count (the common case without a CRM: nothing more is read).
-    ``live``: the run scores the present, so open deals count (not in a backtest)."""
+    """What the CRM's deals say of these members (``org_row``: each one's row in ``org_ids``, -1
+    for none) as of ``now``; None when the workspace has no deals that count (the common case
+    without a CRM: nothing more is read). ``live``: the run scores the present, so open deals count
+    (not in a backtest)."""
     deals = _deals_that_count(conn, workspace_id, now, live)
     if not deals:
         return None
@@ -174,14 +179,13 @@ def deal_signals(
     renewal = {k: at for k, at in renewal_at.items() if at >= won_at.get(k, -1)}
     won_due = {k: at + RENEWAL_DAYS * DAY_US for k, at in won_at.items()}
     opened = {k: int(n) for k, n in open_deals.items()}
-    return DealSignals(
-        member_renewal=_column(renewal, "m", member_ids, -1),
-        org_renewal=_column(renewal, "o", org_ids, -1),
-        member_won_due=_column(won_due, "m", member_ids, -1),
-        org_won_due=_column(won_due, "o", org_ids, -1),
-        member_open=_column(opened, "m", member_ids, 0),
-        org_open=_column(opened, "o", org_ids, 0),
-    )
+
+    def per_member(values: dict[Key, int], missing: int) -> Ints:
+        """The account's value, or the member's own where they have no organization."""
+        by_org = np.append(_column(values, "o", org_ids, missing), missing)
+        return np.where(org_row >= 0, by_org[org_row], _column(values, "m", member_ids, missing))
+
+    return DealSignals(per_member(renewal, -1), per_member(won_due, -1), per_member(opened, 0))
 
 
 def _column(values: dict[Key, int], kind: str, ids: Ints, missing: int) -> Ints:

@@ -366,7 +366,7 @@ def _load(
         customer_org[:n_orgs] |= colleagues.customer  # colleagues not reloaded make it a customer
     customer = own_customer | bought | customer_org[org_row]
     bought_by = colleagues.last_purchase if colleagues is not None else None
-    crm = deal_signals(conn, workspace_id, member_ids, org_ids, now, live=live)
+    crm = deal_signals(conn, workspace_id, member_ids, org_ids, org_row, now, live=live)
     renewal = _renewal_days(acts, org_row, n, n_orgs, purchase, now, bought_by, crm)
     last_purchase = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_purchase, acts.member[acts.kind == purchase], acts.at[acts.kind == purchase])
@@ -395,7 +395,7 @@ def _load(
             company_size=size[org_row],
             industry_fit=industry[org_row],
             business_email=business,
-            open_deals=_open_deals(crm, org_row),
+            open_deals=None if crm is None else crm.open_deals.astype(np.float64),
         ),
         churn=ChurnContext(customer=customer, organization=org_row, renewal_days=renewal),
         raises=HandRaises(hr_row[ok], hr_at[ok], hr_id[ok], hr_topic[ok]),
@@ -474,15 +474,6 @@ def read_colleagues(
     return got
 
 
-def _open_deals(crm: DealSignals | None, org_row: Ints) -> NDArray[np.float64] | None:
-    """Open CRM deals involving each member: their account's (which counts their own), or, without
-    an organization, their own."""
-    if crm is None:
-        return None
-    counts = np.where(org_row >= 0, np.append(crm.org_open, 0)[org_row], crm.member_open)
-    return counts.astype(np.float64)
-
-
 def _renewal_days(
     acts: Activities,
     org_row: Ints,
@@ -507,11 +498,6 @@ def _renewal_days(
     latest = np.where(org_row >= 0, org_last[org_row], last)
     due = np.where(latest >= 0, latest + RENEWAL_DAYS * DAY_US, -1)
     if crm is not None:  # the account's (else the member's own) CRM dates
-
-        def pick(by_org: Ints, by_member: Ints) -> Ints:
-            return np.where(org_row >= 0, np.append(by_org, -1)[org_row], by_member)
-
-        due = np.maximum(due, pick(crm.org_won_due, crm.member_won_due))  # the latest contract
-        renewal = pick(crm.org_renewal, crm.member_renewal)
-        due = np.where(renewal >= 0, renewal, due)  # an open renewal deal says when, overdue too
+        due = np.maximum(due, crm.won_due)  # the latest contract
+        due = np.where(crm.renewal >= 0, crm.renewal, due)  # an open renewal deal says when, overdue too
     return np.where(due >= 0, (due - now) / DAY_US, np.nan)
